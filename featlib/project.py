@@ -1,0 +1,335 @@
+"""Projections of feature vectors to 2-D or 3-D: PCA, t-SNE (openTSNE) and UMAP (umap-learn).
+
+One function, :func:`project`, returns the embedding with the parameters actually used and
+figures that say how faithful it is. By default rows are L2-normalised first, so distances
+in the projection follow cosine similarity, the geometry the rest of featlib uses.
+
+Nothing here imports TensorFlow; umap-learn is imported on first use of UMAP, without its
+TensorFlow-based parametric variant.
+
+Example::
+
+    >>> import numpy as np
+    >>> from featlib.project import project
+    >>> x = np.random.default_rng(0).normal(size=(100, 16)).astype(np.float32)
+    >>> p = project(x, method="pca", n_components=2)
+    >>> p.embedding.shape, sorted(p.quality)
+    ((100, 2), ['explained_variance_ratio', 'explained_variance_total', 'knn_preservation', \
+'trustworthiness'])
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+from sklearn.decomposition import PCA
+from sklearn.manifold import trustworthiness
+from sklearn.metrics import pairwise_distances
+
+from featlib.errors import FeatlibError
+from featlib.neighbors import _as_features, _l2_normalize
+
+__all__ = ["METHODS", "Projection", "procrustes_align", "project", "warm_up_umap"]
+
+METHODS = ("pca", "tsne", "umap")
+
+# Quality figures are computed on at most this many points, and with this many neighbours.
+_QUALITY_SAMPLE = 2_000
+_QUALITY_NEIGHBORS = 10
+# Rows of the matrix processed at once on the chunked PCA path (about 16 MB of float32).
+_CHUNK_FLOATS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A projection and how it was made.
+
+    Attributes:
+        embedding: float32 array of shape (n_samples, n_components).
+        method: "pca", "tsne" or "umap".
+        params: the parameters actually used (after clipping for small sets).
+        quality: ``trustworthiness`` and ``knn_preservation`` (both in [0, 1], higher is
+            better) for every method; for PCA also ``explained_variance_ratio`` (one value per
+            component) and ``explained_variance_total``.
+    """
+
+    embedding: np.ndarray
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
+
+
+def project(
+    features,
+    method: str = "pca",
+    n_components: int = 2,
+    *,
+    random_state: int = 0,
+    perplexity: float = 30.0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    normalize: bool = True,
+    max_dense_size: int = 50_000_000,
+) -> Projection:
+    """Project feature vectors to 2 or 3 dimensions.
+
+    Args:
+        features: array of shape (n_samples, n_features), at least 3 samples, all finite.
+        method: "pca", "tsne" (openTSNE) or "umap" (umap-learn).
+        n_components: 2 or 3.
+        random_state: seed for every random step (solvers, initialisation, subsampling).
+        perplexity: t-SNE only; clipped to (n_samples - 1) / 3 for small sets.
+        n_neighbors: UMAP only; clipped to n_samples - 1 for small sets.
+        min_dist: UMAP only.
+        normalize: scale each row to unit length first, so that Euclidean distance follows
+            cosine similarity. Turn off to project the raw vectors.
+        max_dense_size: PCA only; above this many values (n_samples * n_features) PCA runs
+            in row chunks with a randomized solver, so memory stays near the input's own
+            size (20,000 x 25,088 works).
+
+    Returns:
+        :class:`Projection` with ``embedding`` of shape (n_samples, n_components).
+
+    Raises:
+        FeatlibError: an unknown method, n_components not 2 or 3, fewer than 3 samples,
+            features that are not 2-D or not finite.
+
+    Example::
+
+        >>> x = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+        >>> project(x, "tsne", perplexity=50).params["perplexity"]
+        19.666666666666668
+    """
+    if method not in METHODS:
+        raise FeatlibError(f"method must be one of {METHODS}. Received: method={method!r}")
+    if isinstance(n_components, bool) or n_components not in (2, 3):
+        raise FeatlibError(f"n_components must be 2 or 3. Received: n_components={n_components!r}")
+    x = _as_features(features, min_samples=3)
+    n, d = x.shape
+    params: dict[str, Any] = {
+        "n_components": n_components,
+        "random_state": random_state,
+        "normalize": normalize,
+    }
+    quality: dict[str, Any] = {}
+    if method == "pca":
+        if d < n_components:
+            raise FeatlibError(
+                f"PCA to {n_components} components needs at least {n_components} features. "
+                f"Received: n_features={d}"
+            )
+        if n * d > max_dense_size:
+            embedding, ratio = _pca_chunked(x, n_components, normalize, random_state)
+            params["svd_solver"] = "chunked-randomized"
+        else:
+            pca = PCA(n_components=n_components, random_state=random_state)
+            embedding = pca.fit_transform(_l2_normalize(x) if normalize else x)
+            ratio = pca.explained_variance_ratio_
+            params["svd_solver"] = "auto"
+        quality["explained_variance_ratio"] = [float(r) for r in ratio]
+        quality["explained_variance_total"] = float(np.sum(ratio))
+    else:
+        data = _l2_normalize(x) if normalize else x
+        if method == "tsne":
+            embedding = _tsne(data, n_components, perplexity, random_state, params)
+        else:
+            embedding = _umap(data, n_components, n_neighbors, min_dist, random_state, params)
+    embedding = np.ascontiguousarray(embedding, dtype=np.float32)
+    quality.update(_quality(x, embedding, normalize, random_state))
+    return Projection(embedding=embedding, method=method, params=params, quality=quality)
+
+
+def _rows(x: np.ndarray, normalize: bool):
+    """Yield (slice, block) over row chunks of x, each block float64 and optionally
+    normalised."""
+    n, d = x.shape
+    step = max(1, _CHUNK_FLOATS // d)
+    for start in range(0, n, step):
+        block = x[start : start + step].astype(np.float64)
+        yield slice(start, start + step), _l2_normalize(block) if normalize else block
+
+
+def _pca_chunked(x: np.ndarray, n_components: int, normalize: bool, random_state: int):
+    """PCA of a matrix too large to centre in memory: Halko et al.'s randomized SVD
+    (Algorithm 4.4, the method of scikit-learn's ``svd_solver="randomized"``), with every
+    product taken over row chunks of the implicitly centred matrix.
+
+    Returns the (n, k) embedding and the explained variance ratio of each component.
+    """
+    n, d = x.shape
+    total = np.zeros(d)
+    sum_sq = 0.0
+    for _, block in _rows(x, normalize):
+        total += block.sum(axis=0)
+        sum_sq += float(np.einsum("ij,ij->", block, block))
+    mean = total / n
+    total_var = (sum_sq - n * float(mean @ mean)) / (n - 1)
+
+    def times(m: np.ndarray) -> np.ndarray:  # (X - mean) @ m, shape (n, l)
+        out = np.empty((n, m.shape[1]))
+        for rows, block in _rows(x, normalize):
+            out[rows] = block @ m - mean @ m
+        return out
+
+    def transposed_times(m: np.ndarray) -> np.ndarray:  # (X - mean).T @ m, shape (d, l)
+        out = np.zeros((d, m.shape[1]))
+        for rows, block in _rows(x, normalize):
+            out += block.T @ m[rows]
+        return out - np.outer(mean, m.sum(axis=0))
+
+    size = min(n_components + 10, n, d)
+    rng = np.random.default_rng(random_state)
+    q, _ = np.linalg.qr(times(rng.standard_normal((d, size))))
+    for _ in range(7):  # scikit-learn's default number of power iterations
+        q, _ = np.linalg.qr(transposed_times(q))
+        q, _ = np.linalg.qr(times(q))
+    _, s, vt = np.linalg.svd(transposed_times(q).T, full_matrices=False)
+    components = vt[:n_components]
+    # scikit-learn's sign convention: the largest entry of each component is positive.
+    signs = np.sign(components[np.arange(n_components), np.abs(components).argmax(axis=1)])
+    components *= signs[:, None]
+    ratio = (s[:n_components] ** 2 / (n - 1)) / total_var
+    return times(components.T), ratio
+
+
+def _tsne(x, n_components, perplexity, random_state, params):
+    import openTSNE
+
+    n = x.shape[0]
+    effective = min(float(perplexity), (n - 1) / 3)
+    # openTSNE's FFT gradient exists for 1-D and 2-D only.
+    gradient = "bh" if n_components == 3 else "auto"
+    params.update(perplexity=effective, negative_gradient_method=gradient)
+    tsne = openTSNE.TSNE(
+        n_components=n_components,
+        perplexity=effective,
+        negative_gradient_method=gradient,
+        random_state=random_state,
+        n_jobs=-1,
+    )
+    return np.asarray(tsne.fit(x))
+
+
+def _umap_class():
+    """umap.UMAP, imported without TensorFlow.
+
+    ``import umap`` also imports its parametric variant, which loads TensorFlow when it is
+    installed (5-6 s and about 750 MB). Plain UMAP does not use it, so unless TensorFlow is
+    loaded anyway, that one optional import is made to fail and umap falls back to a stub.
+    """
+    if "umap" not in sys.modules and "tensorflow" not in sys.modules:
+        sys.modules["umap.parametric_umap"] = None  # makes `import umap.parametric_umap` fail
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import umap
+        finally:
+            del sys.modules["umap.parametric_umap"]
+    import umap
+
+    return umap.UMAP
+
+
+def _umap(x, n_components, n_neighbors, min_dist, random_state, params):
+    n = x.shape[0]
+    effective = max(2, min(int(n_neighbors), n - 1))
+    # UMAP's spectral initialisation needs more points than dimensions + 1.
+    init = "spectral" if n > n_components + 1 else "random"
+    params.update(n_neighbors=effective, min_dist=float(min_dist), init=init)
+    model = _umap_class()(
+        n_components=n_components,
+        n_neighbors=effective,
+        min_dist=min_dist,
+        init=init,
+        random_state=random_state,
+    )
+    with warnings.catch_warnings():
+        # "n_jobs value 1 overridden to 1 by setting random_state": expected, seeded runs
+        # are single-threaded.
+        warnings.simplefilter("ignore", UserWarning)
+        return model.fit_transform(x)
+
+
+def warm_up_umap() -> None:
+    """Fit UMAP once on 30 random points, so that numba's compilation (about 20 s) is paid
+    now rather than on the user's first projection. Call it once per process, for example
+    when an app starts.
+
+    Example::
+
+        >>> warm_up_umap()
+    """
+    x = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
+    _umap(x, 2, 15, 0.1, 0, {})
+
+
+def _quality(x, embedding, normalize, random_state) -> dict[str, float]:
+    """Trustworthiness and k-NN preservation on a seeded subsample of at most 2,000 points,
+    distances in the geometry the projection used (cosine when ``normalize``)."""
+    n = x.shape[0]
+    if n > _QUALITY_SAMPLE:
+        rng = np.random.default_rng(random_state)
+        idx = np.sort(rng.choice(n, _QUALITY_SAMPLE, replace=False))
+    else:
+        idx = np.arange(n)
+    high = x[idx]
+    high = _l2_normalize(high) if normalize else high
+    low = embedding[idx]
+    k = min(_QUALITY_NEIGHBORS, (len(idx) - 1) // 2)
+    trust = trustworthiness(high, low, n_neighbors=k)
+    kept = 0
+    neighbors = []
+    for data in (high, low):
+        dist = pairwise_distances(data)
+        np.fill_diagonal(dist, np.inf)
+        neighbors.append(np.argpartition(dist, k - 1, axis=1)[:, :k])
+    for a, b in zip(*neighbors, strict=True):
+        kept += np.intersect1d(a, b, assume_unique=True).size
+    return {
+        "trustworthiness": float(trust),
+        "knn_preservation": kept / (len(idx) * k),
+    }
+
+
+def procrustes_align(reference, moving, scale: bool = True) -> np.ndarray:
+    """Rotate (and reflect), shift and optionally scale ``moving`` to best match
+    ``reference`` in the least-squares sense; for example to keep a projection steady while
+    stepping through layers.
+
+    Args:
+        reference: array of shape (n_samples, n_components).
+        moving: array of the same shape, the same points in the same order.
+        scale: also fit one uniform scale factor.
+
+    Returns:
+        float32 array of shape (n_samples, n_components): ``moving`` aligned to
+        ``reference``.
+
+    Example::
+
+        >>> ref = np.array([[0, 0], [1, 0], [0, 2]], dtype=np.float32)
+        >>> procrustes_align(ref, ref @ np.array([[0, 1], [-1, 0]]) + 5).round(3)
+        array([[ 0., -0.],
+               [ 1.,  0.],
+               [ 0.,  2.]], dtype=float32)
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    mov = np.asarray(moving, dtype=np.float64)
+    if ref.ndim != 2 or ref.shape != mov.shape:
+        raise FeatlibError(
+            "reference and moving must be 2-D arrays of the same shape. "
+            f"Received: {ref.shape} and {mov.shape}"
+        )
+    if not (np.isfinite(ref).all() and np.isfinite(mov).all()):
+        raise FeatlibError("reference and moving must not contain NaN or infinite values.")
+    ref_mean, mov_mean = ref.mean(axis=0), mov.mean(axis=0)
+    ref_c, mov_c = ref - ref_mean, mov - mov_mean
+    rotation, singular_sum = scipy.linalg.orthogonal_procrustes(mov_c, ref_c)
+    norm_sq = float((mov_c**2).sum())
+    factor = singular_sum / norm_sq if scale and norm_sq > 0 else 1.0
+    return (factor * mov_c @ rotation + ref_mean).astype(np.float32)

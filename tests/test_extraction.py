@@ -1,0 +1,125 @@
+"""Extraction equals plain Keras, pools by closed forms, and keeps bf16 close to fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import featlib
+from featlib._tf import keras
+from featlib.backbones import load_model_file
+from featlib.extraction import Extractor, default_batch_size, resolve_precision
+from featlib.layers import list_layers
+
+EQUIVALENCE = [("vgg16", 64), ("resnet50", 64), ("mobilenetv2", 64), ("efficientnetb0", 64),
+               ("inceptionv3", 96)]  # fmt: skip
+
+
+def _images(n, size, seed=0):
+    return np.random.RandomState(seed).randint(0, 256, (n, *size, 3)).astype(np.uint8)
+
+
+def _assert_close(got, want):
+    want = np.asarray(want)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(np.abs(want).max(), 1e-6))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "size"), EQUIVALENCE)
+def test_every_layer_equals_plain_keras(name, size):
+    bb = featlib.load_backbone(name, weights="random", seed=0, input_size=(size, size))
+    names = [i.name for i in list_layers(bb)]
+    x = _images(3, bb.input_size)
+    ours = Extractor(bb, names, pooling=None, batch_size=2)(x)
+    model = bb.model
+    reference = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
+    for n, want in zip(names, reference(bb.preprocess(x))):
+        _assert_close(ours[n], want)
+
+
+def test_nested_user_model_equals_plain_keras(tmp_path, nested_model):
+    path = tmp_path / "transfer.keras"
+    nested_model.save(path)
+    bb = load_model_file(path, preprocessing="scale")
+    names = [i.name for i in list_layers(bb)]
+    x = _images(4, (32, 32))
+    ours = Extractor(bb, names, pooling=None)(x)
+    prepared = x.astype(np.float32) / 255.0
+    inner = bb.model.get_layer("backbone")
+    inner_in = keras.Model(bb.model.inputs, bb.model.get_layer("identity_scale").output)(prepared)
+    for n in names:
+        if n.startswith("backbone/"):
+            sub = keras.Model(inner.inputs, inner.get_layer(n.split("/")[1]).output)
+            want = sub(inner_in)
+        else:
+            want = keras.Model(bb.model.inputs, bb.model.get_layer(n).output)(prepared)
+        _assert_close(ours[n], want)
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max", "flatten", None])
+def test_pooling_by_closed_forms(model_file, pooling):
+    bb = load_model_file(model_file)
+    x = _images(5, (32, 32))
+    maps = Extractor(bb, ["conv2", "probs"], pooling=None)(x)
+    pooled = Extractor(bb, ["conv2", "probs"], pooling=pooling, batch_size=2)(x)
+    expected = {
+        "avg": maps["conv2"].mean(axis=(1, 2)),
+        "max": maps["conv2"].max(axis=(1, 2)),
+        "flatten": maps["conv2"].reshape(5, -1),
+        None: maps["conv2"],
+    }[pooling]
+    _assert_close(pooled["conv2"], expected)
+    _assert_close(pooled["probs"], maps["probs"])  # pooling leaves vectors alone
+    assert pooled["conv2"].dtype == np.float32
+
+
+def test_batches_do_not_change_results(model_file):
+    bb = load_model_file(model_file)
+    x = _images(7, (32, 32))
+    one = Extractor(bb, "conv2", batch_size=1)(x)["conv2"]
+    many = Extractor(bb, "conv2", batch_size=32)(x)["conv2"]
+    _assert_close(one, many)
+
+
+def test_bfloat16_keeps_pooled_vectors_close_on_real_photos():
+    from skimage import data
+    from skimage.transform import resize
+
+    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+    x = np.stack([(resize(p, (224, 224)) * 255).astype(np.uint8) for p in photos])
+    bb = featlib.load_backbone("vgg16", weights="offline")
+    layers = ["block3_pool", "block4_pool", "block5_pool"]
+    fp32 = Extractor(bb, layers, precision="float32")(x)
+    bf16 = Extractor(bb, layers, precision="bfloat16")(x)
+    for n in layers:
+        a, b = fp32[n], bf16[n]
+        cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cosine.min() >= 0.999, (n, cosine)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"layers": "nope"}, r"no layer 'nope'.*list_layers"),
+        ({"layers": []}, "at least one layer"),
+        ({"layers": "conv1", "pooling": "mean"}, r"Received: pooling='mean'"),
+        ({"layers": "conv1", "precision": "int8"}, r"Received: precision='int8'"),
+        ({"layers": "conv1", "batch_size": 0}, r"Received: batch_size=0"),
+    ],
+)
+def test_bad_arguments(model_file, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Extractor(load_model_file(model_file), **kwargs)
+
+
+def test_images_of_the_wrong_shape_are_refused(model_file):
+    ex = Extractor(load_model_file(model_file), "conv1")
+    with pytest.raises(ValueError, match=r"uint8 of shape \(n, 32, 32, 3\).*\(2, 16, 16, 3\)"):
+        ex(np.zeros((2, 16, 16, 3), np.uint8))
+
+
+def test_precision_and_batch_defaults():
+    assert resolve_precision("float32") == "float32"
+    assert resolve_precision("auto") in ("float32", "bfloat16", "mixed_float16")
+    assert default_batch_size((224, 224)) == 32
+    assert default_batch_size((600, 600)) == 4

@@ -86,7 +86,9 @@ class BackboneSpec:
 
 
 def _spec(name, constructor, module, family, size, min_size, pre, files, offline=False):
-    return BackboneSpec(name, constructor, module, family, (size, size), min_size, pre, files, offline)
+    return BackboneSpec(
+        name, constructor, module, family, (size, size), min_size, pre, files, offline
+    )
 
 
 def _efficientnet(suffix: str, size: int) -> BackboneSpec:
@@ -506,7 +508,9 @@ def load_backbone(
     size = _check_input_size(spec, input_size, include_top)
     choice = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
     if not isinstance(choice, str):
-        raise ValueError(f"weights must be one of {WEIGHTS_CHOICES} or a path. Received: {weights!r}")
+        raise ValueError(
+            f"weights must be one of {WEIGHTS_CHOICES} or a path. Received: {weights!r}"
+        )
     if choice == "auto":
         if imagenet_cached(spec.name, include_top):
             choice = "imagenet"
@@ -526,8 +530,10 @@ def load_backbone(
         label = "ImageNet (Keras)"
     elif choice == "random":
         keras.utils.set_random_seed(int(seed))
-        model, wid, label = _build(spec, None, include_top, size), f"random:{int(seed)}", (
-            f"random init (seed {int(seed)})"
+        model, wid, label = (
+            _build(spec, None, include_top, size),
+            f"random:{int(seed)}",
+            (f"random init (seed {int(seed)})"),
         )
     elif choice == "offline":
         model, wid = _load_offline(spec, include_top, size)
@@ -634,4 +640,3 @@ def load_model_file(
         weights_label=f"your model {path.name}",
         family="custom",
     )
-

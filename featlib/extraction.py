@@ -71,7 +71,9 @@ def resolve_precision(precision: str) -> str:
     (compute capability 7.0 or newer), float32 elsewhere.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
+        raise ValueError(
+            f"precision must be one of {PRECISIONS}. Received: precision={precision!r}"
+        )
     if precision != "auto":
         return precision
     gpus = tf.config.list_physical_devices("GPU")
@@ -133,7 +135,9 @@ class Extractor:
         (n, 512)
     """
 
-    def __init__(self, backbone: Backbone, layers, pooling="avg", precision="float32", batch_size=None):
+    def __init__(
+        self, backbone: Backbone, layers, pooling="avg", precision="float32", batch_size=None
+    ):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
         names = [layers] if isinstance(layers, str) else list(layers)
@@ -165,7 +169,7 @@ class Extractor:
 
         self._run = run
         shapes = [tuple(o.shape[1:]) for o in self._model.outputs]
-        self.output_shapes = {n: self._pooled_shape(s) for n, s in zip(names, shapes)}
+        self.output_shapes = {n: self._pooled_shape(s) for n, s in zip(names, shapes, strict=True)}
 
     def _pooled_shape(self, shape: tuple) -> tuple:
         if self.pooling is None or len(shape) == 1:
@@ -198,7 +202,7 @@ class Extractor:
         out = {name: np.empty((n, *self.output_shapes[name]), np.float32) for name in self.layers}
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
-            for name, arr in zip(self.layers, self.run_batch(images[start:stop])):
+            for name, arr in zip(self.layers, self.run_batch(images[start:stop]), strict=True):
                 out[name][start:stop] = arr
         return out
 
@@ -322,7 +326,9 @@ def extract_set(
     failed: dict[str, object] = {}
     chunks = [todo[i : i + ex.batch_size] for i in range(0, len(todo), ex.batch_size)]
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_read_batch, image_set, chunks[0], size, resize_mode) if chunks else None
+        pending = (
+            pool.submit(_read_batch, image_set, chunks[0], size, resize_mode) if chunks else None
+        )
         for i in range(len(chunks)):
             good, stack, bad = pending.result()
             if i + 1 < len(chunks):
@@ -331,7 +337,7 @@ def extract_set(
             if len(stack):
                 arrays = ex.run_batch(stack)
                 for j, rec in enumerate(good):
-                    vectors[rec.sha256] = {n: a[j] for n, a in zip(names, arrays)}
+                    vectors[rec.sha256] = {n: a[j] for n, a in zip(names, arrays, strict=True)}
                     if store is not None:
                         store.put_many(keys_for(rec.sha256), vectors[rec.sha256])
             done += len(chunks[i])

@@ -15,6 +15,8 @@ Example::
 from __future__ import annotations
 
 import difflib
+import itertools
+import math
 import re
 from dataclasses import dataclass
 
@@ -120,7 +122,9 @@ def _walk(model: keras.Model, prefix: str, rf0: int, jump0: int, out: list[Layer
                 inner = len(out)
                 _walk(op, f"{prefix}{op.name}/", rf, jump, out)
                 last = out[-1] if len(out) > inner else None
-                state[id(node)] = (last.receptive_field or rf, last.stride or jump) if last else (rf, jump)
+                state[id(node)] = (
+                    (last.receptive_field or rf, last.stride or jump) if last else (rf, jump)
+                )
                 continue
             rf, jump = _geometry(op, rf, jump)
             state[id(node)] = (rf, jump)
@@ -131,7 +135,7 @@ def _walk(model: keras.Model, prefix: str, rf0: int, jump0: int, out: list[Layer
                     name=prefix + op.name,
                     type=type(op).__name__,
                     output_shape=shape,
-                    params=int(op.count_params()) if op.built else 0,
+                    params=sum(int(math.prod(w.shape)) for w in getattr(op, "weights", [])),
                     block=_block_of(op.name),
                     stride=jump if spatial else None,
                     receptive_field=rf if spatial else None,
@@ -199,7 +203,7 @@ def block_outputs(model) -> list[LayerInfo]:
             by_block[info.block] = info
     if len(by_block) >= 2:
         return sorted(by_block.values(), key=layers.index)
-    picked = [a for a, b in zip(layers, layers[1:]) if b.stride != a.stride]
+    picked = [a for a, b in itertools.pairwise(layers) if b.stride != a.stride]
     return picked + layers[-1:]
 
 

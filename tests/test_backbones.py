@@ -33,7 +33,7 @@ def test_registry_covers_every_keras_application():
     classes = {n for n in dir(keras.applications) if n[0].isupper()}
     assert {s.constructor for s in REGISTRY.values()} == classes
     assert set(MODEL_LIST) == EXPECTED_NAMES
-    assert MODEL_LIST == sorted(MODEL_LIST)
+    assert sorted(MODEL_LIST) == MODEL_LIST
 
 
 def test_unknown_backbone_suggests_close_names():
@@ -76,7 +76,9 @@ def test_imagenet_offline_names_the_file_and_folder():
 def test_imagenet_loads_a_pre_placed_cache_file():
     # MobileNetV2's files carry no checksum in Keras, so a file the test writes is accepted as is.
     keras.utils.set_random_seed(3)
-    reference = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(224, 224, 3))
+    reference = keras.applications.MobileNetV2(
+        weights=None, include_top=False, input_shape=(224, 224, 3)
+    )
     path = keras_cache_dir() / get_spec("mobilenetv2").imagenet_files[0]
     _write_legacy_h5(reference, path)
     assert backbones.imagenet_cached("mobilenetv2")
@@ -84,7 +86,7 @@ def test_imagenet_loads_a_pre_placed_cache_file():
         bb = load_backbone("mobilenetv2", weights=weights)
         assert bb.weights == "imagenet"
         assert bb.weights_id == f"imagenet:{backbones.file_sha256(path)}"
-        for got, want in zip(bb.model.get_weights(), reference.get_weights()):
+        for got, want in zip(bb.model.get_weights(), reference.get_weights(), strict=True):
             np.testing.assert_array_equal(got, want)
     path.unlink()
 
@@ -126,7 +128,9 @@ def test_offline_vgg16_copies_every_hed_array_exactly():
     copied = 0
     for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5):
         for layer in (la for la in block.layers if la.weights):
-            for got, want in zip(bb.model.get_layer(layer.name).get_weights(), layer.get_weights()):
+            for got, want in zip(
+                bb.model.get_layer(layer.name).get_weights(), layer.get_weights(), strict=True
+            ):
                 np.testing.assert_array_equal(got, want)
                 copied += 1
     assert copied == 26  # 13 conv layers, kernel and bias each
@@ -184,7 +188,7 @@ def test_user_model_file_loads_with_its_preprocessing(model_file, tiny_model):
     assert bb.family == "custom" and bb.input_size == (32, 32) and bb.name == "tiny.keras"
     x = np.full((1, 32, 32, 3), 255, np.uint8)
     np.testing.assert_allclose(bb.preprocess(x), np.ones((1, 32, 32, 3)))
-    for got, want in zip(bb.model.get_weights(), tiny_model.get_weights()):
+    for got, want in zip(bb.model.get_weights(), tiny_model.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
 
 

@@ -33,7 +33,7 @@ def test_every_layer_equals_plain_keras(name, size):
     ours = Extractor(bb, names, pooling=None, batch_size=2)(x)
     model = bb.model
     reference = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
-    for n, want in zip(names, reference(bb.preprocess(x))):
+    for n, want in zip(names, reference(bb.preprocess(x)), strict=True):
         _assert_close(ours[n], want)
 
 

@@ -65,5 +65,7 @@ def test_nested_model_is_flattened(nested_model):
 
 
 def test_unknown_layer_lists_closest_names_and_the_discoverer(tiny_model):
-    with pytest.raises(UnknownLayerError, match=r"'conv3'.*Closest: conv2, conv1.*list_layers\(model\)"):
+    with pytest.raises(
+        UnknownLayerError, match=r"'conv3'.*Closest: conv2, conv1.*list_layers\(model\)"
+    ):
         find_layer(tiny_model, "conv3")

@@ -9,13 +9,14 @@ Safety, for bytes nobody has vetted:
 
 - the pixel count is checked from the header *before* decoding (decompression bombs), the file
   size before reading; both limits are fields of ``ImageLimits``;
-- only common raster formats are opened (see ``_FORMATS``); Pillow's other plugins, some of which
-  call external programs (EPS runs Ghostscript), are never tried;
+- only common raster formats are opened (PNG, JPEG, GIF, BMP, TIFF, WebP, PPM, and AVIF where
+  Pillow has it); Pillow's other plugins, some of which call external programs (EPS runs
+  Ghostscript), are never tried;
 - ZIPs are read into memory and never extracted: entries with absolute paths, drive letters,
   ``..`` or symbolic links are refused one by one; too many entries, too many bytes unpacked or
   too high a compression ratio refuse the whole archive, decided from the central directory and
   enforced again while reading;
-- folders and CSVs follow no symbolic link out of their root.
+- folders and CSVs follow no symbolic link out of their root, nor any link loop.
 
 Layout: a top-level ``train/``, ``test/`` or ``val/`` (also ``valid/``, ``validation/``) folder
 sets ``split``; the next folder level is the ``label``. Files directly in the root have no label.
@@ -41,11 +42,13 @@ import io
 import os
 import re
 import stat
+import struct
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -78,7 +81,7 @@ _FORMATS = tuple(
     for f in ("PNG", "JPEG", "MPO", "GIF", "BMP", "TIFF", "WEBP", "AVIF", "PPM")
     if f in Image.OPEN
 )
-_FORMAT_NAMES = "PNG, JPEG, GIF, BMP, TIFF, WebP, AVIF, PPM"
+_FORMAT_NAMES = ", ".join(f for f in _FORMATS if f != "MPO")  # MPO is a kind of JPEG
 
 _SPLITS = {
     "train": "train",
@@ -165,9 +168,12 @@ class ImageLimits:
                 continue
             parse = float if field == "max_zip_ratio" else int
             try:
-                values[field] = parse(raw)
+                value = parse(raw)
             except ValueError:
-                raise FeatlibError(f"{var} must be a positive number; received {raw!r}") from None
+                value = None
+            if value is None or not value > 0:
+                raise FeatlibError(f"{var} must be a positive number; received {raw!r}")
+            values[field] = value
         return cls(**values)
 
 
@@ -216,10 +222,9 @@ def _check_size(size) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def _check_mode(resize_mode: str) -> str:
+def _check_mode(resize_mode: str) -> None:
     if resize_mode not in RESIZE_MODES:
         raise FeatlibError(f"resize_mode must be one of {RESIZE_MODES}; received {resize_mode!r}")
-    return resize_mode
 
 
 # --- decoding ------------------------------------------------------------------------------------
@@ -272,18 +277,24 @@ def _decode_reason(exc: BaseException) -> str:
     return f"the image data is corrupt ({message or type(exc).__name__})"
 
 
-def _finish(img: Image.Image, name: str, draft: tuple[int, int] | None = None) -> Image.Image:
+def _finish(
+    img: Image.Image, name: str, draft: tuple[int, int] | None = None
+) -> tuple[Image.Image, bool]:
     """Decode the first frame, apply EXIF orientation and convert to RGB.
 
-    ``draft`` (w, h) lets JPEGs decode at a reduced scale no smaller than it.
+    ``draft`` (w, h) lets JPEGs decode at a reduced scale no smaller than it. Returns the RGB
+    image and whether the orientation swapped width and height.
     """
     try:
         if draft is not None:
             img.draft(None, draft)
-        img.load()  # inside the try: truncation shows up only here
+        img.load()  # first, inside the try: truncation shows up only here
+        turned = False
         with contextlib.suppress(Exception):  # a broken EXIF block must not spoil the image
+            orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
             ImageOps.exif_transpose(img, in_place=True)
-        return _to_rgb(img, name)
+            turned = orientation in (5, 6, 7, 8)
+        return _to_rgb(img, name), turned
     except ImageError:
         raise
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error, ...
@@ -356,7 +367,7 @@ def decode_image(data: bytes, name: str, limits: ImageLimits | None = None) -> I
     limits = _limits(limits)
     img = _open(data, name, limits)
     _check_pixels(img, name, limits)
-    return _finish(img, name)
+    return _finish(img, name)[0]
 
 
 def resize_image(img: Image.Image, size: tuple[int, int], mode: str = "stretch") -> np.ndarray:
@@ -398,15 +409,11 @@ def _probe(data: bytes, name: str, limits: ImageLimits) -> tuple:
         img = _open(data, name, limits)
     except ImageError as exc:
         return None, None, None, exc.reason
-    width, height = img.size
+    width, height = img.size  # from the header; nothing that decodes may run before _finish
     mode = img.mode
     try:
-        turned = img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
-    except Exception:  # as in _finish: a broken EXIF block means no orientation
-        turned = False
-    try:
         _check_pixels(img, name, limits)
-        _finish(img, name, draft=_SCAN_DRAFT)
+        _, turned = _finish(img, name, draft=_SCAN_DRAFT)
     except ImageError as exc:
         return width, height, mode, exc.reason
     return (height, width, mode, None) if turned else (width, height, mode, None)
@@ -527,7 +534,7 @@ class ImageSet:
     def _decode(self, record: ImageRecord, draft: tuple[int, int] | None) -> Image.Image:
         img = _open(self.read_bytes(record), record.name, self._limits)
         _check_pixels(img, record.name, self._limits)
-        return _finish(img, record.name, draft)
+        return _finish(img, record.name, draft)[0]
 
     def load(
         self,
@@ -632,14 +639,19 @@ class _Builder:
         return self._append(ImageRecord(name, None, label, split, None, None, None, reason))
 
     def add_bytes(
-        self, name: str, data: bytes, label: str | None = None, split: str | None = None
+        self,
+        name: str,
+        data: bytes,
+        label: str | None = None,
+        split: str | None = None,
+        keep: bool = True,
     ) -> ImageRecord:
         if len(data) > self.limits.max_file_bytes:  # refused unhashed, as if unread
             return self.error(name, _too_big(len(data), self.limits), label, split)
         sha = hashlib.sha256(data).hexdigest()
         width, height, mode, error = _probe(data, name, self.limits)
         record = self._append(ImageRecord(name, sha, label, split, width, height, mode, error))
-        if error is None:
+        if error is None and keep:
             self.blobs.setdefault(sha, bytes(data))
         return record
 
@@ -651,9 +663,8 @@ class _Builder:
         except ImageError as exc:
             self.error(name, exc.reason, label, split)
             return
-        record = self.add_bytes(name, data, label, split)
+        record = self.add_bytes(name, data, label, split, keep=False)
         if record.error is None:  # keep the path, not the bytes
-            self.blobs.pop(record.sha256, None)
             self.paths[record] = path
 
     def build(self) -> ImageSet:
@@ -668,12 +679,15 @@ def _too_many(what: str, limits: ImageLimits) -> SourceError:
 
 
 def _read_file(path: Path, name: str, limits: ImageLimits) -> bytes:
-    """Read at most ``max_file_bytes`` + 1 bytes, so a growing file cannot exhaust memory."""
+    """Read a regular file of at most ``max_file_bytes``; never more than that + 1 bytes."""
     try:
         with open(path, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
                 raise ImageError(name, "not a regular file")
-            data = fh.read(limits.max_file_bytes + 1)
+            if info.st_size > limits.max_file_bytes:
+                raise ImageError(name, _too_big(info.st_size, limits))
+            data = fh.read(limits.max_file_bytes + 1)  # + 1: a file that grew is caught too
     except FileNotFoundError:
         raise ImageError(name, "file not found") from None
     except IsADirectoryError:
@@ -683,6 +697,14 @@ def _read_file(path: Path, name: str, limits: ImageLimits) -> bytes:
     if len(data) > limits.max_file_bytes:
         raise ImageError(name, _too_big(os.path.getsize(path), limits))
     return data
+
+
+def _resolve(path: Path) -> Path | None:
+    """The real path behind any symbolic links; None for a link loop."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # Python 3.11 raises RuntimeError on a loop
+        return None
 
 
 def _layout(parts: Sequence[str]) -> tuple[str | None, str | None]:
@@ -753,12 +775,38 @@ def _refused(name: str) -> str | None:
     return None
 
 
-def _check_archive(infos: list[zipfile.ZipInfo], limits: ImageLimits) -> None:
-    if len(infos) > limits.max_zip_entries:
+def _declared_entries(fp: BinaryIO) -> int:
+    """The entry count in a ZIP's end record (zip64 too); 0 when there is none.
+
+    Read before ``zipfile`` parses the whole central directory, which for millions of entries
+    would itself exhaust memory.
+    """
+    end = fp.seek(0, os.SEEK_END)
+    fp.seek(max(0, end - 22 - 0xFFFF))  # the 22-byte end record, then at most a 64 KiB comment
+    tail = fp.read()
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or len(tail) - pos < 22:
+        return 0
+    entries = struct.unpack_from("<H", tail, pos + 10)[0]
+    locator = pos - 20
+    if entries == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+        fp.seek(struct.unpack_from("<Q", tail, locator + 8)[0])
+        record = fp.read(40)
+        if len(record) == 40 and record[:4] == b"PK\x06\x06":
+            entries = struct.unpack_from("<Q", record, 32)[0]
+    return entries
+
+
+def _too_many_entries(count: int, limits: ImageLimits) -> None:
+    if count > limits.max_zip_entries:
         raise ArchiveError(
-            f"the ZIP has {len(infos):,} entries, above the limit of {limits.max_zip_entries:,} "
+            f"the ZIP has {count:,} entries, above the limit of {limits.max_zip_entries:,} "
             f"(FEATLIB_MAX_ZIP_ENTRIES)"
         )
+
+
+def _check_archive(infos: list[zipfile.ZipInfo], limits: ImageLimits) -> None:
+    _too_many_entries(len(infos), limits)
     unpacked = sum(i.file_size for i in infos)
     if unpacked > limits.max_zip_bytes:
         raise ArchiveError(
@@ -773,11 +821,12 @@ def _check_archive(infos: list[zipfile.ZipInfo], limits: ImageLimits) -> None:
         )
 
 
-def _add_zip(builder: _Builder, source, prefix: str = "") -> None:
+def _add_zip(builder: _Builder, fp: BinaryIO, prefix: str = "") -> None:
     """Add a ZIP's entries to ``builder``; raises ArchiveError when it is refused as a whole."""
     limits = builder.limits
+    _too_many_entries(_declared_entries(fp), limits)
     try:
-        archive = zipfile.ZipFile(source)
+        archive = zipfile.ZipFile(fp)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ArchiveError(f"not a readable ZIP archive ({exc})") from None
     with archive:
@@ -868,14 +917,18 @@ def from_zip(
         >>> from_zip("pets.zip").summary()["labels"]
         {'cat': 12, 'dog': 9}
     """
-    if isinstance(path_or_bytes, bytes | bytearray | memoryview):
-        source = io.BytesIO(bytes(path_or_bytes))
-    else:
-        source = Path(path_or_bytes)
-        if not source.is_file():
-            raise SourceError(f"{source}: no such ZIP file")
     builder = _Builder(_limits(limits), "the ZIP")
-    _add_zip(builder, source)
+    if isinstance(path_or_bytes, bytes | bytearray | memoryview):
+        _add_zip(builder, io.BytesIO(path_or_bytes))
+        return builder.build()
+    path = Path(path_or_bytes)
+    if not path.is_file():
+        raise SourceError(f"{path}: no such ZIP file")
+    try:
+        with open(path, "rb") as fh:
+            _add_zip(builder, fh)
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot be read ({exc.strerror})") from None
     return builder.build()
 
 
@@ -924,7 +977,8 @@ def from_folder(
     while pending:
         directory, prefix = pending.pop()
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            with os.scandir(directory) as listing:
+                entries = list(listing)
         except OSError as exc:
             if not prefix:
                 raise SourceError(f"{folder}: cannot be listed ({exc.strerror})") from None
@@ -934,11 +988,15 @@ def from_folder(
             if entry.name.startswith("."):
                 continue
             parts = (*prefix, entry.name)
-            target = Path(entry.path).resolve()
-            if not target.is_relative_to(fence):
+            target = _resolve(Path(entry.path))
+            if target is None:
+                found.append((parts, None, "symbolic link loop: not followed"))
+            elif not target.is_relative_to(fence):
                 found.append((parts, None, "symbolic link to outside the folder: not followed"))
             elif target.is_dir():
-                if target not in visited:  # a link back up would loop
+                # a linked folder inside this one is listed under its own name anyway
+                inside = entry.is_symlink() and target.is_relative_to(top)
+                if not inside and target not in visited:
                     visited.add(target)
                     pending.append((target, parts))
             elif target.is_file() and _suffix(entry.name) not in _TEXT_SUFFIXES:
@@ -1009,7 +1067,9 @@ def from_csv(path: str | os.PathLike, limits: ImageLimits | None = None) -> Imag
     return builder.build()
 
 
-def _add_csv_row(builder: _Builder, base: Path, cells: list[str], columns: dict, line: int):
+def _add_csv_row(
+    builder: _Builder, base: Path, cells: list[str], columns: dict[str, int], line: int
+) -> None:
     def cell(column: str) -> str | None:
         i = columns.get(column)
         if i is None or i >= len(cells):
@@ -1028,7 +1088,10 @@ def _add_csv_row(builder: _Builder, base: Path, cells: list[str], columns: dict,
             raw, "absolute path refused: write paths relative to the CSV's folder", label, split
         )
         return
-    target = (base / rel).resolve()
+    target = _resolve(base / rel)
+    if target is None:
+        builder.error(raw, "symbolic link loop: not followed", label, split)
+        return
     if not target.is_relative_to(base):
         how = "'..'" if ".." in rel.split("/") else "a symbolic link"
         builder.error(

@@ -91,7 +91,9 @@ class FeatureStore:
         disabled: ``None`` while the store works; else why it was turned off.
     """
 
-    def __init__(self, directory: str | os.PathLike | None = None, size_limit: int = DEFAULT_SIZE_LIMIT):
+    def __init__(
+        self, directory: str | os.PathLike | None = None, size_limit: int = DEFAULT_SIZE_LIMIT
+    ):
         self.directory = Path(directory) if directory is not None else default_cache_dir()
         self.size_limit = int(size_limit)
         self.disabled: str | None = None
@@ -152,7 +154,7 @@ class FeatureStore:
             self._disable(f"cannot write to the feature store at {self.directory}: {exc}")
 
     def put(self, key: str, array: np.ndarray) -> None:
-        """Store ``array`` under ``key``; on a full disk or unwritable folder, turn the store off."""
+        """Store ``array`` under ``key``; on a full disk or unwritable folder, turn it off."""
         if self._cache is None or self.disabled:
             return
         try:

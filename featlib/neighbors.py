@@ -35,9 +35,7 @@ def _as_features(features, min_samples: int = 1, name: str = "features") -> np.n
     except (TypeError, ValueError) as err:
         raise FeatlibError(f"{name} must be a numeric array; could not convert: {err}") from None
     if x.ndim != 2:
-        raise FeatlibError(
-            f"{name} must be 2-D (n_samples, n_features). Received: shape={x.shape}"
-        )
+        raise FeatlibError(f"{name} must be 2-D (n_samples, n_features). Received: shape={x.shape}")
     if x.shape[0] < min_samples:
         raise FeatlibError(
             f"{name} needs at least {min_samples} samples. Received: n_samples={x.shape[0]}"

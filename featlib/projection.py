@@ -10,17 +10,20 @@ TensorFlow-based parametric variant.
 Example::
 
     >>> import numpy as np
-    >>> from featlib.project import project
+    >>> from featlib.projection import project
     >>> x = np.random.default_rng(0).normal(size=(100, 16)).astype(np.float32)
     >>> p = project(x, method="pca", n_components=2)
-    >>> p.embedding.shape, sorted(p.quality)
-    ((100, 2), ['explained_variance_ratio', 'explained_variance_total', 'knn_preservation', \
-'trustworthiness'])
+    >>> p.embedding.shape
+    (100, 2)
+    >>> sorted(p.quality)
+    ['explained_variance_ratio', 'explained_variance_total', 'knn_preservation', 'trustworthiness']
 """
 
 from __future__ import annotations
 
+import math
 import sys
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +35,7 @@ from sklearn.manifold import trustworthiness
 from sklearn.metrics import pairwise_distances
 
 from featlib.errors import FeatlibError
-from featlib.neighbors import _as_features, _l2_normalize
+from featlib.neighbors import _as_features, _l2_normalize, _row_norms
 
 __all__ = ["METHODS", "Projection", "procrustes_align", "project", "warm_up_umap"]
 
@@ -41,8 +44,9 @@ METHODS = ("pca", "tsne", "umap")
 # Quality figures are computed on at most this many points, and with this many neighbours.
 _QUALITY_SAMPLE = 2_000
 _QUALITY_NEIGHBORS = 10
-# Rows of the matrix processed at once on the chunked PCA path (about 16 MB of float32).
-_CHUNK_FLOATS = 4_000_000
+# Rows of the matrix processed at once on the chunked PCA path (about 64 MB of float32).
+_CHUNK_FLOATS = 16_000_000
+_UMAP_IMPORT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,14 @@ def project(
         raise FeatlibError(f"method must be one of {METHODS}. Received: method={method!r}")
     if isinstance(n_components, bool) or n_components not in (2, 3):
         raise FeatlibError(f"n_components must be 2 or 3. Received: n_components={n_components!r}")
+    if not _is_number(perplexity) or perplexity <= 0:
+        raise FeatlibError(f"perplexity must be a positive number. Received: {perplexity!r}")
+    if not _is_number(min_dist) or min_dist < 0:
+        raise FeatlibError(f"min_dist must be a number >= 0. Received: {min_dist!r}")
+    if not isinstance(n_neighbors, (int, np.integer)) or isinstance(n_neighbors, bool):
+        raise FeatlibError(f"n_neighbors must be an integer. Received: {n_neighbors!r}")
+    if n_neighbors < 2:
+        raise FeatlibError(f"n_neighbors must be at least 2. Received: {n_neighbors}")
     x = _as_features(features, min_samples=3)
     n, d = x.shape
     params: dict[str, Any] = {
@@ -144,48 +156,52 @@ def project(
     return Projection(embedding=embedding, method=method, params=params, quality=quality)
 
 
-def _rows(x: np.ndarray, normalize: bool):
-    """Yield (slice, block) over row chunks of x, each block float64 and optionally
-    normalised."""
-    n, d = x.shape
-    step = max(1, _CHUNK_FLOATS // d)
-    for start in range(0, n, step):
-        block = x[start : start + step].astype(np.float64)
-        yield slice(start, start + step), _l2_normalize(block) if normalize else block
+def _is_number(value) -> bool:
+    return (
+        isinstance(value, (int, float, np.number))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def _pca_chunked(x: np.ndarray, n_components: int, normalize: bool, random_state: int):
-    """PCA of a matrix too large to centre in memory: Halko et al.'s randomized SVD
-    (Algorithm 4.4, the method of scikit-learn's ``svd_solver="randomized"``), with every
-    product taken over row chunks of the implicitly centred matrix.
+    """PCA of a matrix too large to copy: Halko et al.'s randomized SVD (Algorithm 4.4, the
+    method of scikit-learn's ``svd_solver="randomized"``) with every product taken over row
+    chunks of the original array; centring and normalising are folded into the products, so
+    no chunk is ever copied.
 
     Returns the (n, k) embedding and the explained variance ratio of each component.
     """
     n, d = x.shape
-    total = np.zeros(d)
-    sum_sq = 0.0
-    for _, block in _rows(x, normalize):
-        total += block.sum(axis=0)
-        sum_sq += float(np.einsum("ij,ij->", block, block))
-    mean = total / n
-    total_var = (sum_sq - n * float(mean @ mean)) / (n - 1)
+    step = max(1, _CHUNK_FLOATS // d)
+    chunks = [slice(start, start + step) for start in range(0, n, step)]
+    norms = _row_norms(x).astype(np.float64)
+    # Row weights: 1/|x_i| when normalising (0 for zero rows), else 1.
+    weights = np.divide(1.0, norms, out=np.zeros(n), where=norms > 0) if normalize else np.ones(n)
+    mean = np.zeros(d)
+    for rows in chunks:
+        mean += weights[rows].astype(np.float32) @ x[rows]
+    mean /= n
+    total_var = (float(((norms * weights) ** 2).sum()) - n * float(mean @ mean)) / (n - 1)
 
-    def times(m: np.ndarray) -> np.ndarray:  # (X - mean) @ m, shape (n, l)
+    def times(m: np.ndarray) -> np.ndarray:  # (W X - mean) @ m, shape (n, l)
+        m32 = m.astype(np.float32)
         out = np.empty((n, m.shape[1]))
-        for rows, block in _rows(x, normalize):
-            out[rows] = block @ m - mean @ m
-        return out
+        for rows in chunks:
+            out[rows] = x[rows] @ m32
+        return out * weights[:, None] - mean @ m
 
-    def transposed_times(m: np.ndarray) -> np.ndarray:  # (X - mean).T @ m, shape (d, l)
+    def transposed_times(m: np.ndarray) -> np.ndarray:  # (W X - mean).T @ m, shape (d, l)
+        wm = (m * weights[:, None]).astype(np.float32)
         out = np.zeros((d, m.shape[1]))
-        for rows, block in _rows(x, normalize):
-            out += block.T @ m[rows]
+        for rows in chunks:
+            out += x[rows].T @ wm[rows]
         return out - np.outer(mean, m.sum(axis=0))
 
-    size = min(n_components + 10, n, d)
+    size = min(n_components + 20, n, d)
     rng = np.random.default_rng(random_state)
     q, _ = np.linalg.qr(times(rng.standard_normal((d, size))))
-    for _ in range(7):  # scikit-learn's default number of power iterations
+    for _ in range(4):  # each iteration reads the matrix twice
         q, _ = np.linalg.qr(transposed_times(q))
         q, _ = np.linalg.qr(times(q))
     _, s, vt = np.linalg.svd(transposed_times(q).T, full_matrices=False)
@@ -222,15 +238,16 @@ def _umap_class():
     installed (5-6 s and about 750 MB). Plain UMAP does not use it, so unless TensorFlow is
     loaded anyway, that one optional import is made to fail and umap falls back to a stub.
     """
-    if "umap" not in sys.modules and "tensorflow" not in sys.modules:
-        sys.modules["umap.parametric_umap"] = None  # makes `import umap.parametric_umap` fail
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                import umap
-        finally:
-            del sys.modules["umap.parametric_umap"]
-    import umap
+    with _UMAP_IMPORT_LOCK:  # app sessions run in threads; sys.modules is shared
+        if "umap" not in sys.modules and "tensorflow" not in sys.modules:
+            sys.modules["umap.parametric_umap"] = None  # makes that import raise ImportError
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    import umap
+            finally:
+                del sys.modules["umap.parametric_umap"]
+        import umap
 
     return umap.UMAP
 
@@ -279,13 +296,16 @@ def _quality(x, embedding, normalize, random_state) -> dict[str, float]:
         idx = np.arange(n)
     high = x[idx]
     high = _l2_normalize(high) if normalize else high
+    # One float32 product for the feature-space distances, shared by both figures.
+    sq = _row_norms(high) ** 2
+    high_dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * (high @ high.T), 0))
+    np.fill_diagonal(high_dist, 0)
     low = embedding[idx]
     k = min(_QUALITY_NEIGHBORS, (len(idx) - 1) // 2)
-    trust = trustworthiness(high, low, n_neighbors=k)
+    trust = trustworthiness(high_dist, low, n_neighbors=k, metric="precomputed")
     kept = 0
     neighbors = []
-    for data in (high, low):
-        dist = pairwise_distances(data)
+    for dist in (high_dist, pairwise_distances(low)):
         np.fill_diagonal(dist, np.inf)
         neighbors.append(np.argpartition(dist, k - 1, axis=1)[:, :k])
     for a, b in zip(*neighbors, strict=True):
@@ -313,10 +333,9 @@ def procrustes_align(reference, moving, scale: bool = True) -> np.ndarray:
     Example::
 
         >>> ref = np.array([[0, 0], [1, 0], [0, 2]], dtype=np.float32)
-        >>> procrustes_align(ref, ref @ np.array([[0, 1], [-1, 0]]) + 5).round(3)
-        array([[ 0., -0.],
-               [ 1.,  0.],
-               [ 0.,  2.]], dtype=float32)
+        >>> turned = ref @ np.array([[0, 1], [-1, 0]]) * 3 + 5
+        >>> np.allclose(procrustes_align(ref, turned), ref, atol=1e-5)
+        True
     """
     ref = np.asarray(reference, dtype=np.float64)
     mov = np.asarray(moving, dtype=np.float64)

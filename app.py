@@ -1,0 +1,27 @@
+"""featlib's web app: see what a pretrained image network sees.
+
+Run with ``streamlit run app.py`` (or ``make run``). This file only sets up the navigation;
+each page is a file in ``app_pages/`` and shares the sidebar drawn by ``ui.sidebar()``.
+(Not ``pages/``: with a folder of that name Streamlit runs those files directly, without this
+navigation and its error handling.)
+"""
+
+import streamlit as st
+
+import featlib
+
+st.set_page_config(page_title="featlib", page_icon=":material/visibility:", layout="wide")
+
+PAGES = [
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/feature_maps.py", title="Feature maps", icon=":material/grid_view:"),
+    st.Page("app_pages/projections.py", title="Projections", icon=":material/scatter_plot:"),
+    st.Page("app_pages/neighbours.py", title="Neighbours", icon=":material/join_inner:"),
+    st.Page("app_pages/model.py", title="Model", icon=":material/account_tree:"),
+]
+
+try:
+    st.navigation(PAGES).run()
+except featlib.FeatlibError as exc:
+    # What a user can cause (a file, a choice, a parameter) reads as a message, not a crash.
+    st.error(str(exc))

@@ -1,0 +1,84 @@
+"""Home: what featlib does, the images to look at, and what is in them."""
+
+import streamlit as st
+
+import ui
+from ui import data, resources, state
+
+GALLERY_SIZE = 60
+
+st.title("featlib — what does the network see?")
+st.markdown(
+    "Pick some images, a pretrained network and one of its layers in the sidebar, then look: "
+    "at the **feature maps** one image produces, at the whole set **projected** to a plane, at "
+    "each image's **nearest neighbours**, and at the **model** itself."
+)
+links = st.columns(4)
+links[0].page_link("app_pages/feature_maps.py", label="Feature maps", icon=":material/grid_view:")
+links[1].page_link("app_pages/projections.py", label="Projections", icon=":material/scatter_plot:")
+links[2].page_link("app_pages/neighbours.py", label="Neighbours", icon=":material/join_inner:")
+links[3].page_link("app_pages/model.py", label="Model", icon=":material/account_tree:")
+
+choices = ui.sidebar()
+
+
+def _show_uploads() -> None:
+    if st.session_state.get(state.UPLOADS):
+        st.session_state[state.IMAGES] = data.UPLOADS
+
+
+st.subheader("Your own images")
+files = st.file_uploader(
+    "Images, or a ZIP of class folders",
+    accept_multiple_files=True,
+    key=state.UPLOADS,
+    on_change=_show_uploads,
+    help="PNG, JPEG, GIF, BMP, TIFF or WebP files, as many as you like; or a ZIP whose folders "
+    "are the labels (cat/1.jpg, dog/2.jpg). Files that cannot be used are listed with the "
+    "reason; the others are kept. Your uploads stay in your session only.",
+)
+uploaded = data.take_uploads(files)
+if uploaded is not None and not files:
+    st.caption(f"{uploaded.title} (kept while you switch pages).")
+    st.button("Forget my uploads", key=state.FORGET_UPLOADS, on_click=data.forget_uploads)
+
+current = data.current(choices.images)
+if current is None:
+    st.info("No uploads yet: add images above, or pick a sample set in the sidebar.")
+    st.stop()
+
+summary = current.images.summary()
+st.subheader(current.title)
+counts = st.columns(4)
+counts[0].metric("Files", summary["count"])
+counts[1].metric("Usable images", summary["ok"])
+counts[2].metric("Labels", len(summary["labels"]))
+counts[3].metric("Could not be used", summary["errors"])
+
+if summary["labels"]:
+    st.dataframe(
+        {"label": list(summary["labels"]), "images": list(summary["labels"].values())},
+        hide_index=True,
+        width=360,
+    )
+
+shown = current.images.ok[:GALLERY_SIZE]
+if shown:
+    st.image(
+        resources.thumbnails(current, shown, 128),
+        caption=[r.name if r.label is None else f"{r.name} · {r.label}" for r in shown],
+        width=110,
+    )
+if len(current.images.ok) > GALLERY_SIZE:
+    st.caption(f"… and {len(current.images.ok) - GALLERY_SIZE} more.")
+
+if current.images.errors:
+    st.warning(f"{len(current.images.errors)} file(s) could not be used:")
+    st.dataframe(
+        {
+            "file": [r.name for r in current.images.errors],
+            "reason": [r.error for r in current.images.errors],
+        },
+        hide_index=True,
+        width="stretch",
+    )

@@ -1,0 +1,104 @@
+"""Neighbours: the images a layer finds most similar to a query, and the whole set's
+similarity matrix."""
+
+import math
+
+import streamlit as st
+
+import featlib
+import ui
+from featlib import render
+from featlib.images import decode_image, resize_image
+from ui import data, resources, state
+from ui.state import url_widget
+
+MATRIX_SIZE = 1000  # larger sets are shown as an even sample, grouped by label
+
+
+def query_ui(records, n_images: int) -> tuple[int | None, int]:
+    """The query (an index into the set, or None for an uploaded image) and how many
+    neighbours to show."""
+    cols = st.columns([1.1, 2.4, 2])
+    source = url_widget(
+        cols[0].radio, "Query", key=state.QUERY_FROM, default="set",
+        options=["set", "upload"], format_func={"set": "from the set", "upload": "a new image"}.get,
+        help="Look for the neighbours of an image of the set, or of a new one you upload.",
+    )  # fmt: skip
+    most = min(24, n_images - 1)
+    k = url_widget(
+        cols[2].slider, "Neighbours", key=state.K, default=min(5, most), parse=int,
+        valid=range(1, most + 1), min_value=1, max_value=most,
+        help="How many of the most similar images to show.",
+    )  # fmt: skip
+    if source == "upload":
+        return None, k
+    names = [r.name for r in records]
+    name = url_widget(
+        cols[1].selectbox, "Image", key=state.QUERY, default=names[0], options=names,
+        help="The image whose neighbours you want. Type to search.",
+    )  # fmt: skip
+    return names.index(name), k
+
+
+def uploaded_query(bb, layer: str, pooling: str, resize_mode: str):
+    """An uploaded query image, its pooled vector and name; the page waits for the upload."""
+    upload = st.file_uploader(
+        "Query image", key=state.QUERY_FILE,
+        help="Any PNG, JPEG, GIF, BMP, TIFF or WebP image; it is not added to the set.",
+    )  # fmt: skip
+    if upload is None:
+        st.info("Upload an image to find its neighbours in the set.")
+        st.stop()
+    image = resize_image(decode_image(upload.getvalue(), upload.name), bb.input_size, resize_mode)
+    vector = resources.extractor(bb, (layer,), pooling)(image[None])[layer][0]
+    return image, vector, upload.name
+
+
+choices = ui.sidebar()
+bb = resources.backbone(choices.model)
+
+st.title("Neighbours")
+st.caption(
+    f"The images whose pooled {choices.layer} vectors point the same way as the query's (cosine "
+    "similarity: 1 is the same direction, 0 unrelated)."
+)
+images = data.required(choices.images, min_images=3)
+feats = resources.pooled_features(bb, images, choices.layer, choices.pooling, choices.resize_mode)
+x = feats.features[choices.layer]
+index, k = query_ui(feats.records, len(x))
+if index is None:
+    query_image, query, query_name = uploaded_query(
+        bb, choices.layer, choices.pooling, choices.resize_mode
+    )
+else:
+    query, query_name = index, feats.names[index]
+    query_image = resources.thumbnails(images, [feats.records[index]], 160)[0]
+found, scores = featlib.nearest(x, query, k=k)
+
+left, right = st.columns([1, 5])
+left.image(query_image, caption=f"query: {query_name}", width=150)
+right.image(
+    resources.thumbnails(images, [feats.records[i] for i in found], 160),
+    caption=[
+        f"{n + 1}. {feats.names[i]} · {s:.3f}"
+        for n, (i, s) in enumerate(zip(found, scores, strict=True))
+    ],
+    width=150,
+)
+
+st.subheader("Similarity of every pair")
+order = featlib.order_by_label(feats.labels)
+if len(order) > MATRIX_SIZE:
+    order = order[:: math.ceil(len(order) / MATRIX_SIZE)]
+    st.caption(f"An even sample of {len(order)} of the {len(x)} images, grouped by label.")
+matrix = featlib.similarity_matrix(x, order)
+st.plotly_chart(
+    render.similarity_heatmap(
+        matrix, [feats.labels[i] for i in order], [feats.names[i] for i in order]
+    ),
+    key="matrix",
+)
+st.caption(
+    "Bright blocks on the diagonal mean images of one label look alike to this layer; bright "
+    "blocks elsewhere, labels it confuses."
+)

@@ -1,0 +1,170 @@
+"""Projections: the whole set as points in 2-D or 3-D; similar images land close together."""
+
+import streamlit as st
+
+import ui
+from featlib import export, imagenet, render
+from ui import data, resources, state
+from ui.state import url_widget
+
+METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+COLOUR_BY = {"label": "label", "cluster": "k-means cluster", "prediction": "ImageNet prediction"}
+GALLERY_SIZE = 48
+
+
+def projection_ui(n_images: int, predictions: bool) -> dict:
+    """The projection's method, dimensions, colouring and parameters, as keyword values."""
+    cols = st.columns([2, 1, 2.6, 1.6])
+    method = url_widget(
+        cols[0].radio, "Method", key=state.METHOD, default="pca", options=list(METHODS),
+        format_func=METHODS.get, horizontal=True,
+        help="PCA: a linear view, fast, keeps large distances. t-SNE and UMAP: non-linear, "
+        "keep neighbourhoods (clusters), slower (UMAP's first run compiles for ~20 s).",
+    )  # fmt: skip
+    dims = url_widget(
+        cols[1].radio, "Dimensions", key=state.DIMS, default=2, options=[2, 3], parse=int,
+        horizontal=True, help="A flat map, or a 3-D cloud to turn with the mouse.",
+    )  # fmt: skip
+    options = [c for c in COLOUR_BY if c != "prediction" or predictions]
+    colour = url_widget(
+        cols[2].radio, "Colour by", key=state.COLOR_BY, default="label", options=options,
+        format_func=COLOUR_BY.get, horizontal=True,
+        help="The images' labels, groups k-means finds in the features, or the ImageNet class "
+        "the network predicts.",
+    )  # fmt: skip
+    clusters = url_widget(
+        cols[3].number_input, "Clusters", key=state.CLUSTERS, default=min(4, n_images),
+        parse=int, valid=range(1, n_images + 1), min_value=1, max_value=n_images,
+        disabled=colour != "cluster", help="Number of k-means clusters.",
+    )  # fmt: skip
+    if not predictions:
+        st.caption(
+            "Colour by ImageNet prediction needs a registry backbone's ImageNet weights with "
+            "the classifier top: the Model page says which file to place where."
+        )
+    with st.expander("Parameters"):
+        p = st.columns(3)
+        perplexity = url_widget(
+            p[0].slider, "Perplexity (t-SNE)", key=state.PERPLEXITY, default=30, parse=int,
+            valid=range(2, 101), min_value=2, max_value=100,
+            help="About how many neighbours each point cares about; clipped for small sets.",
+        )  # fmt: skip
+        neighbours = url_widget(
+            p[1].slider, "Neighbours (UMAP)", key=state.NEIGHBOURS, default=15, parse=int,
+            valid=range(2, 101), min_value=2, max_value=100,
+            help="Local (small) versus global (large) structure; clipped for small sets.",
+        )  # fmt: skip
+        seed = url_widget(
+            p[2].number_input, "Seed", key=state.PROJECTION_SEED, default=0, parse=int,
+            valid=range(0, 2**31), min_value=0, step=1,
+            help="Seed of every random step: the same seed, the same picture.",
+        )  # fmt: skip
+    return dict(method=method, dims=dims, colour=colour, clusters=clusters,
+                perplexity=perplexity, neighbours=neighbours, seed=seed)  # fmt: skip
+
+
+def quality_line(projection) -> str:
+    """One line on how faithful the projection is."""
+    q = projection.quality
+    parts = []
+    if "explained_variance_ratio" in q:
+        pcs = " · ".join(f"PC{i + 1} {r:.1%}" for i, r in enumerate(q["explained_variance_ratio"]))
+        parts.append(f"Explained variance: {pcs} ({q['explained_variance_total']:.1%} together)")
+    parts.append(f"trustworthiness {q['trustworthiness']:.2f}")
+    parts.append(f"neighbours kept {q['knn_preservation']:.2f}")
+    return " · ".join(parts) + " (1 is perfect)."
+
+
+def selected_rows(event) -> list[int]:
+    """Row indices of the points picked by click, box or lasso."""
+    points = event.selection.points if event else []
+    return sorted({int(p["customdata"]) for p in points if "customdata" in p})
+
+
+def exports_ui(feats, x, embedding, colours, stem: str, images) -> None:
+    """Download buttons: coordinates (CSV), vectors (.npz), TensorBoard projector (ZIP)."""
+    cols = st.columns(3)
+    cols[0].download_button(
+        "Coordinates (CSV)",
+        data=export.coordinates_csv(embedding, feats.names, feats.labels, {"colour": colours}),
+        file_name=f"{stem}.csv", mime="text/csv", key=state.EXPORT_CSV, on_click="ignore",
+        icon=":material/download:",
+    )  # fmt: skip
+    cols[1].download_button(
+        "Vectors (.npz)",
+        data=lambda: export.vectors_npz(x, feats.names, feats.labels, source=stem),
+        file_name=f"{stem}.npz", mime="application/octet-stream", key=state.EXPORT_NPZ,
+        on_click="ignore", icon=":material/download:",
+    )  # fmt: skip
+    cols[2].download_button(
+        "TensorBoard projector (ZIP)",
+        data=lambda: export.projector_zip(
+            x, feats.labels, feats.names, [images.thumbnail(r, 64) for r in feats.records]
+        ),
+        file_name=f"{stem}_projector.zip", mime="application/zip", key=state.EXPORT_PROJECTOR,
+        on_click="ignore", icon=":material/download:",
+        help="tensors.tsv, metadata.tsv, sprite.png and projector_config.pbtxt: load them at "
+        "projector.tensorflow.org or in TensorBoard.",
+    )  # fmt: skip
+
+
+choices = ui.sidebar()
+bb = resources.backbone(choices.model)
+
+st.title("Projections")
+st.caption(
+    f"Every image as one point, from its pooled {choices.layer} vector: images the layer finds "
+    "similar land close together. Click a point, or draw a box or lasso, to see the images."
+)
+images = data.required(choices.images, min_images=3)
+feats = resources.pooled_features(bb, images, choices.layer, choices.pooling, choices.resize_mode)
+x = feats.features[choices.layer]
+predictions = choices.model.file is None and imagenet.unavailable_reason(bb.name) is None
+options = projection_ui(len(x), predictions)
+
+key = (images.id, bb.key, choices.layer, choices.pooling, choices.resize_mode)
+projection = resources.projection(
+    key, options["method"], options["dims"], options["seed"], options["perplexity"],
+    options["neighbours"], x,
+)  # fmt: skip
+st.caption(quality_line(projection))
+
+if options["colour"] == "cluster":
+    colours = [
+        f"cluster {c}" for c in resources.kmeans(key, options["clusters"], options["seed"], x)
+    ]
+elif options["colour"] == "prediction":
+    colours = [
+        top[0][0] for top in resources.imagenet_top_k(bb.name, images, choices.resize_mode, 1)
+    ]
+else:
+    colours = feats.labels
+figure = render.scatter(
+    projection.embedding, colours, feats.names, feats.labels, COLOUR_BY[options["colour"]]
+)
+event = st.plotly_chart(
+    figure, key=state.PLOT, on_select="rerun", selection_mode=("points", "box", "lasso")
+)
+
+rows = selected_rows(event)
+if rows:
+    st.subheader(f"{len(rows)} selected")
+    shown = [feats.records[i] for i in rows[:GALLERY_SIZE]]
+    st.image(
+        resources.thumbnails(images, shown, 128),
+        caption=[f"{r.name} · {r.label}" if r.label else r.name for r in shown],
+        width=110,
+    )
+elif options["dims"] == 3:
+    st.caption("Selecting points works in 2-D; switch Dimensions to 2 to pick images.")
+else:
+    st.caption(
+        "Click a point to see its image here, or pick the box or lasso tool (top right of the "
+        "plot) and draw around several."
+    )
+
+stem = f"{bb.name}_{choices.layer}_{options['method']}{options['dims']}d"
+exports_ui(feats, x, projection.embedding, colours, stem, images.images)
+resources.warm_up_umap()
+if feats.errors:
+    st.caption(f"{len(feats.errors)} file(s) left out: see the Home page for the reasons.")

@@ -1,0 +1,119 @@
+"""The image set every page works on: a bundled sample, or this session's uploads.
+
+Uploads live in ``st.session_state`` only, never in a module global or a shared cache, so two
+people using the app at once never see each other's images. Samples are shared (they are the
+same for everyone) and built once per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import streamlit as st
+
+from featlib import images
+from ui import state
+
+__all__ = [
+    "SOURCES",
+    "Data",
+    "current",
+    "describe",
+    "forget_uploads",
+    "required",
+    "take_uploads",
+]
+
+UPLOADS = "uploads"
+SOURCES = [*images.list_samples(), UPLOADS]
+_DESCRIPTIONS = {
+    "photos": "Sample photos: 10 scikit-image pictures (photo / texture)",
+    "faces": "Sample faces: 200 small grey faces and non-faces (LFW subset)",
+    "digits": "Sample digits: 300 handwritten digits 0–9 (8×8, scikit-learn)",
+    UPLOADS: "Your uploads",
+}
+
+
+@dataclass(frozen=True)
+class Data:
+    """An image set with what the app needs to name and cache it.
+
+    Attributes:
+        images: the ``featlib.images.ImageSet``.
+        id: a fingerprint of the records (names, SHA-256s, labels): part of every cache key.
+        title: one line for people.
+    """
+
+    images: images.ImageSet
+    id: str
+    title: str
+
+
+def describe(source: str) -> str:
+    """A line for a data source in a picker."""
+    return _DESCRIPTIONS.get(source, source)
+
+
+def _fingerprint(image_set: images.ImageSet) -> str:
+    digest = hashlib.sha256()
+    for r in image_set.records:
+        digest.update(repr((r.name, r.sha256, r.label, r.split, r.error)).encode())
+    return digest.hexdigest()
+
+
+@st.cache_resource(show_spinner="Loading the sample images…")
+def _sample(name: str) -> Data:
+    image_set = images.load_samples(name)
+    return Data(image_set, _fingerprint(image_set), describe(name))
+
+
+def current(source: str) -> Data | None:
+    """The set chosen in the sidebar; None when it is the uploads and there are none."""
+    if source == UPLOADS:
+        return st.session_state.get(state.UPLOADED)
+    return _sample(source)
+
+
+def required(source: str, min_images: int = 1) -> Data:
+    """The chosen set; when it has too few usable images, say so on the page and stop it."""
+    chosen = current(source)
+    if chosen is None:
+        st.info("No uploads yet: add images on the Home page, or pick a sample set in the sidebar.")
+        st.page_link("app.py", label="Go to Home", icon=":material/home:")
+        st.stop()
+    if len(chosen.images.ok) < min_images:
+        st.warning(
+            f"{chosen.title}: this page needs at least {min_images} usable image(s); the set has "
+            f"{len(chosen.images.ok)}. The Home page lists the files that could not be used."
+        )
+        st.stop()
+    return chosen
+
+
+def take_uploads(files) -> Data | None:
+    """Turn this session's uploaded files into its image set, once per change of files.
+
+    Args:
+        files: ``st.file_uploader`` results (``UploadedFile``); ZIPs are expanded.
+
+    Returns:
+        the session's uploaded ``Data`` (unchanged when the files are the ones seen last), or
+        None when there are no uploads.
+    """
+    ids = tuple(f.file_id for f in files or ())
+    if ids and ids != st.session_state.get(state.UPLOAD_IDS):
+        with st.spinner(f"Reading {len(ids)} uploaded file(s)…"):
+            image_set = images.from_uploads((f.name, f.getvalue()) for f in files)
+        noun = "file" if len(ids) == 1 else "files"
+        title = f"Your uploads: {len(ids)} {noun}, {len(image_set.ok)} usable images"
+        st.session_state[state.UPLOADED] = Data(image_set, _fingerprint(image_set), title)
+        st.session_state[state.UPLOAD_IDS] = ids
+    return st.session_state.get(state.UPLOADED)
+
+
+def forget_uploads() -> None:
+    """Drop this session's uploads and go back to the first sample set."""
+    st.session_state.pop(state.UPLOADED, None)
+    st.session_state.pop(state.UPLOAD_IDS, None)
+    st.session_state[state.IMAGES] = SOURCES[0]

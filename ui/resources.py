@@ -1,0 +1,281 @@
+"""Everything the pages compute, cached at the UI edge.
+
+- ``st.cache_resource`` (shared by every session, built once per process): backbones, the
+  extractors compiled for them, the upload folder. Inference through an ``Extractor`` is a
+  ``tf.function`` call, safe from several sessions at once; construction is guarded by the cache.
+- ``st.cache_data`` (copies, keyed by content): one image's feature maps, projections, clusters.
+- ``st.session_state`` (this session only): pooled features of the current set, because they are
+  computed under a progress bar, which a cached function could not replay. The on-disk
+  ``FeatureStore`` keeps them across sessions and restarts, keyed by image content.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+import featlib
+from featlib import imagenet, render
+from featlib.cluster import kmeans_labels
+from ui import state
+from ui.data import Data
+
+__all__ = [
+    "ModelChoice",
+    "ModelFile",
+    "backbone",
+    "block_outputs",
+    "extractor",
+    "feature_maps",
+    "imagenet_backbone",
+    "imagenet_top_k",
+    "kmeans",
+    "layers",
+    "pooled_features",
+    "projection",
+    "save_model_file",
+    "thumbnails",
+    "warm_up_umap",
+]
+
+_MEMO_SIZE = 4  # pooled-feature results kept per session
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """An uploaded weights or model file, saved under its SHA-256 (never under its own name).
+
+    Attributes:
+        name: the file name the user gave, for display only.
+        sha256: hex digest of the bytes.
+        kind: ``"weights"`` (a ``.weights.h5`` / ``.h5`` for a registry backbone) or ``"model"``
+            (a whole ``.keras`` model).
+        path: where the bytes were written.
+    """
+
+    name: str
+    sha256: str
+    kind: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What the sidebar picked to load: a registry backbone with weights, or a user's model."""
+
+    backbone: str
+    weights: str
+    seed: int = 0
+    file: ModelFile | None = None
+    preprocessing: str = "scale"
+
+
+@st.cache_resource
+def _upload_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="featlib-uploads-"))
+
+
+def save_model_file(name: str, data: bytes) -> ModelFile:
+    """Write an uploaded model or weights file to the upload folder, named by its SHA-256.
+
+    Args:
+        name: the name the user's file had; only its ending is used (``.keras`` or ``.h5``).
+        data: the file's bytes.
+
+    Returns:
+        a ``ModelFile``; the same bytes always give the same path.
+    """
+    sha = hashlib.sha256(data).hexdigest()
+    kind, suffix = (
+        ("model", ".keras") if name.lower().endswith(".keras") else ("weights", ".weights.h5")
+    )
+    path = _upload_dir() / f"{sha}{suffix}"
+    if not path.is_file():
+        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+        partial.write_bytes(data)
+        partial.replace(path)
+    return ModelFile(name=name, sha256=sha, kind=kind, path=str(path))
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def _load(backbone: str, weights: str, seed: int, path: str | None, preprocessing: str):
+    if path is not None and path.endswith(".keras"):
+        return featlib.load_model_file(path, preprocessing=preprocessing)
+    return featlib.load_backbone(backbone, weights=path or weights, seed=seed)
+
+
+def backbone(choice: ModelChoice) -> featlib.Backbone:
+    """The loaded backbone for a sidebar choice, built once per process.
+
+    Raises:
+        WeightsUnavailableError, ModelFileError: as ``featlib.load_backbone`` /
+            ``featlib.load_model_file`` do, naming an uploaded file as the user named it.
+    """
+    if choice.file is None:
+        with st.spinner(f"Loading {choice.backbone} ({choice.weights})…"):
+            return _load(choice.backbone, choice.weights, choice.seed, None, choice.preprocessing)
+    saved, name = Path(choice.file.path).name, choice.file.name
+    try:
+        with st.spinner(f"Loading {name}…"):
+            bb = _load(choice.backbone, choice.weights, 0, choice.file.path, choice.preprocessing)
+    except featlib.FeatlibError as exc:
+        # The file was saved under its SHA-256; messages should name it as the user does.
+        raise type(exc)(str(exc).replace(saved, name)) from None
+    label = bb.weights_label.replace(saved, name)
+    return dataclasses.replace(
+        bb, name=name if bb.family == "custom" else bb.name, weights_label=label
+    )
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def imagenet_backbone(name: str) -> featlib.Backbone:
+    """``name`` with ImageNet weights and its classification top (only when both are cached)."""
+    return featlib.load_backbone(name, weights="imagenet", include_top=True)
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _extractor(key: str, layers: tuple[str, ...], pooling: str | None, _bb) -> featlib.Extractor:
+    return featlib.Extractor(_bb, list(layers), pooling=pooling)
+
+
+def extractor(bb: featlib.Backbone, layers: tuple[str, ...], pooling: str | None):
+    """An ``Extractor`` for these layers, compiled once per (backbone, layers, pooling)."""
+    return _extractor(bb.key, layers, pooling, bb)
+
+
+@st.cache_data(max_entries=12, show_spinner=False)
+def _maps(key: str, layers: tuple[str, ...], sha256: str, resize_mode: str, _bb, _image):
+    out = extractor(_bb, layers, None)(_image[None])
+    return {name: array[0] for name, array in out.items()}
+
+
+def feature_maps(bb, layers, data: Data, record, resize_mode: str) -> tuple:
+    """One image's input and full feature maps.
+
+    Args:
+        bb: the backbone.
+        layers: layer names (a list or tuple).
+        data: the image set ``record`` belongs to.
+        record: an ``ImageRecord`` of ``data.images.ok``.
+        resize_mode: how the image is fitted to the input size.
+
+    Returns:
+        ``(image, maps)``: the uint8 (h, w, 3) array the network receives, and a dict layer ->
+        float32 array (height, width, channels).
+    """
+    image = data.images.load(record, size=bb.input_size, resize_mode=resize_mode)
+    return image, _maps(bb.key, tuple(layers), record.sha256, resize_mode, bb, image)
+
+
+def _progress_bar(what: str):
+    """A progress bar and the ``progress(done, total)`` callback that moves it."""
+    bar = st.progress(0.0, text=f"Computing {what}…")
+    start, first = time.perf_counter(), None
+
+    def update(done: int, total: int) -> None:
+        nonlocal first
+        text = f"Computing {what}: {done}/{total} images"
+        if first is None:
+            first = done
+        elif done > first:
+            text += f" · {(done - first) / (time.perf_counter() - start):.1f} images/s"
+        bar.progress(done / max(total, 1), text=text)
+
+    return bar, update
+
+
+@st.cache_resource
+def _store() -> featlib.FeatureStore:
+    return featlib.FeatureStore()
+
+
+def pooled_features(bb, data: Data, layer: str, pooling: str, resize_mode: str) -> featlib.Features:
+    """Pooled vectors of every usable image of the set, with a progress bar while computing.
+
+    Nothing the session has, or the feature store holds, is computed again.
+
+    Returns:
+        ``featlib.Features`` with ``features[layer]`` of shape (n_images, n_features).
+    """
+    key = (data.id, bb.key, layer, pooling, resize_mode)
+    memo = st.session_state.setdefault(state.FEATURES, {})
+    if key not in memo:
+        bar, update = _progress_bar(f"{layer} features")
+        memo[key] = featlib.extract_set(
+            bb, data.images, layer, pooling=pooling, resize_mode=resize_mode,
+            store=_store(), progress=update,
+            extractor=extractor(bb, (layer,), pooling),
+        )  # fmt: skip
+        bar.empty()
+        while len(memo) > _MEMO_SIZE:
+            memo.pop(next(iter(memo)))
+    return memo[key]
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_umap() -> threading.Thread:
+    """Compile UMAP (about 20 s, once per process) on a background thread, so that the first
+    UMAP projection a user asks for does not pay for it."""
+    thread = threading.Thread(target=featlib.warm_up_umap, name="warm-up-umap", daemon=True)
+    thread.start()
+    return thread
+
+
+@st.cache_data(max_entries=16, show_spinner="Projecting…")
+def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, neighbours: int, _x):
+    """``featlib.projection.project`` of the features ``_x`` (identified by ``key``), cached."""
+    return featlib.project(
+        _x, method=method, n_components=dims, random_state=seed, perplexity=perplexity,
+        n_neighbors=neighbours,
+    )  # fmt: skip
+
+
+@st.cache_data(max_entries=16, show_spinner="Clustering…")
+def kmeans(key: tuple, n_clusters: int, seed: int, _x):
+    """``featlib.cluster.kmeans_labels`` of the features ``_x`` (identified by ``key``), cached."""
+    return kmeans_labels(_x, n_clusters=n_clusters, random_state=seed)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _layers(key: str, _bb) -> tuple[list, list]:
+    return featlib.list_layers(_bb), featlib.block_outputs(_bb)
+
+
+def layers(bb: featlib.Backbone) -> list:
+    """``featlib.list_layers(bb)``, computed once per backbone."""
+    return _layers(bb.key, bb)[0]
+
+
+def block_outputs(bb: featlib.Backbone) -> list:
+    """``featlib.block_outputs(bb)``, computed once per backbone."""
+    return _layers(bb.key, bb)[1]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _thumbnails(key: str, shas: tuple[str, ...], side: int, _images, _records) -> list:
+    return [render.square(_images.thumbnail(r, side), side) for r in _records]
+
+
+def thumbnails(data: Data, records, side: int = 128) -> list:
+    """Square RGB pictures (``PIL.Image``, side x side) of some records, for galleries."""
+    records = list(records)
+    return _thumbnails(data.id, tuple(r.sha256 for r in records), side, data.images, records)
+
+
+def imagenet_top_k(name: str, data: Data, resize_mode: str, k: int = 5) -> list:
+    """ImageNet top-k classes of every usable image (``featlib.imagenet.top_k``).
+
+    Only call when ``featlib.imagenet.unavailable_reason(name)`` is None.
+    """
+    top = imagenet_backbone(name)
+    output = layers(top)[-1].name
+    feats = pooled_features(top, data, output, "avg", resize_mode)
+    return imagenet.top_k(feats.features[output], k)

@@ -1,0 +1,317 @@
+"""``python -m featlib``: extract features, list backbones and layers, manage the cache.
+
+Exit codes: 0 when the command did its work (for ``extract``: at least one image succeeded),
+1 when no image could be used, 2 for bad arguments (an unknown backbone or layer included).
+
+Example::
+
+    python -m featlib extract photos/ --backbone vgg16 --weights offline \\
+        --layer block4_pool --layer block5_pool --out features.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from featlib.errors import FeatlibError
+
+__all__ = ["main", "write_features"]
+
+EXTRACT_EXAMPLE = """example:
+  python -m featlib extract photos/ --backbone vgg16 --weights offline \\
+      --layer block4_pool --layer block5_pool --pooling avg --out features.npz
+
+SOURCE is a folder (labels from sub-folder names), a .zip, a .csv of path,label, or
+sample:photos / sample:faces / sample:digits. Run it again after an interruption: finished
+images come from the feature store. Failed files are listed and written to OUT.errors.csv."""
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _atomic_path(out: Path):
+    """A temporary file beside ``out``; the caller renames it over ``out`` when complete."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_features(out: Path, features) -> None:
+    """Write ``Features`` to ``.npz`` or ``.parquet``, atomically (temporary file, rename).
+
+    Args:
+        out: the output path; its suffix picks the format.
+        features: a ``featlib.Features``.
+
+    ``.npz`` holds ``features`` (one layer) or ``features/<layer>`` (several), float32 of
+    shape (n, d), plus ``paths``, ``sha256`` and ``labels`` (empty string when unlabelled).
+    ``.parquet`` has columns ``path``, ``sha256``, ``label`` and one fixed-size list column per
+    layer.
+    """
+    names = list(features.features)
+    labels = ["" if lab is None else str(lab) for lab in features.labels]
+    tmp = _atomic_path(out)
+    try:
+        if out.suffix == ".npz":
+            arrays = (
+                {"features": features.features[names[0]]}
+                if len(names) == 1
+                else {f"features/{n}": features.features[n] for n in names}
+            )
+            with open(tmp, "wb") as fh:
+                np.savez(
+                    fh,
+                    paths=np.array(features.names, dtype=str),
+                    sha256=np.array(features.sha256, dtype=str),
+                    labels=np.array(labels, dtype=str),
+                    **arrays,
+                )
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            columns = {
+                "path": pa.array(features.names, pa.string()),
+                "sha256": pa.array(features.sha256, pa.string()),
+                "label": pa.array([lab or None for lab in labels], pa.string()),
+            }
+            for n in names:
+                matrix = features.features[n]
+                columns[n] = pa.FixedSizeListArray.from_arrays(
+                    pa.array(matrix.reshape(-1), pa.float32()), matrix.shape[1]
+                )
+            pq.write_table(pa.table(columns), tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_errors(path: Path, errors) -> None:
+    tmp = _atomic_path(path)
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "reason"])
+        writer.writerows([r.name, r.error] for r in errors)
+    os.replace(tmp, path)
+
+
+def _progress_bar(desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="img", dynamic_ncols=True, file=sys.stderr)
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.reset(total=total)
+            bar.update(done)
+        else:
+            bar.update(done - bar.n)
+
+    return bar, update
+
+
+def _load(args):
+    from featlib.backbones import load_backbone, load_model_file
+
+    if args.backbone.endswith((".keras", ".h5")) and not args.backbone.endswith(".weights.h5"):
+        return load_model_file(args.backbone, preprocessing=args.preprocessing)
+    return load_backbone(args.backbone, weights=args.weights, seed=args.seed)
+
+
+def _open_store(args):
+    from featlib.store import FeatureStore
+
+    return None if args.no_store else FeatureStore(args.cache_dir)
+
+
+def cmd_extract(args) -> int:
+    from featlib.extraction import extract_set
+    from featlib.images import open_source
+
+    out = Path(args.out)
+    if out.suffix not in (".npz", ".parquet"):
+        raise FeatlibError(f"--out must end in .npz or .parquet. Received: {args.out}")
+    image_set = open_source(args.source)
+    backbone = _load(args)
+    layers = args.layer or [_default_layer(backbone)]
+    store = _open_store(args)
+    bar, update = _progress_bar(f"{backbone.name} {','.join(layers)}")
+    start = time.perf_counter()
+    with bar:
+        feats = extract_set(
+            backbone,
+            image_set,
+            layers,
+            pooling=args.pooling,
+            resize_mode=args.resize,
+            precision=args.precision,
+            batch_size=args.batch_size,
+            store=store,
+            progress=update,
+        )
+    seconds = time.perf_counter() - start
+    errors_path = out.with_name(out.name + ".errors.csv")
+    if feats.errors:
+        print(f"\n{len(feats.errors)} file(s) could not be used:", file=sys.stderr)
+        for rec in feats.errors:
+            print(f"  {rec.name}: {rec.error}", file=sys.stderr)
+        _write_errors(errors_path, feats.errors)
+        print(f"(listed in {errors_path})", file=sys.stderr)
+    else:
+        errors_path.unlink(missing_ok=True)
+    if not feats.records:
+        print("No image could be used; nothing written.", file=sys.stderr)
+        return 1
+    write_features(out, feats)
+    shapes = ", ".join(f"{n} {feats.features[n].shape}" for n in layers)
+    print(
+        f"Wrote {out}: {len(feats.records)} images; {shapes}; {feats.computed} computed, "
+        f"{len(set(feats.sha256)) - feats.computed} from the store, in {seconds:.1f} s."
+    )
+    return 0
+
+
+def _default_layer(backbone) -> str:
+    from featlib.layers import block_outputs
+
+    return block_outputs(backbone)[-1].name
+
+
+def cmd_backbones(args) -> int:
+    from featlib.backbones import REGISTRY, available_weights
+
+    rows = [
+        [
+            s.name,
+            f"{s.input_size[0]}x{s.input_size[1]}",
+            s.family,
+            s.preprocessing,
+            ", ".join(available_weights(s.name)),
+        ]
+        for s in REGISTRY.values()
+    ]
+    print(_table(sorted(rows), ["name", "input", "family", "preprocessing", "weights offline"]))
+    return 0
+
+
+def cmd_layers(args) -> int:
+    from featlib.layers import list_layers
+
+    backbone = _load(args)
+    rows = [
+        [
+            i.name,
+            i.type,
+            "x".join(str(d) for d in i.output_shape),
+            f"{i.params:,}",
+            i.block or "",
+            i.stride or "",
+            i.receptive_field or "",
+        ]
+        for i in list_layers(backbone)
+    ]
+    header = ["name", "type", "output", "params", "block", "stride", "receptive field"]
+    print(_table(rows, header))
+    return 0
+
+
+def cmd_cache(args) -> int:
+    store = _open_store(argparse.Namespace(no_store=False, cache_dir=args.cache_dir))
+    if args.action == "clear":
+        print(f"Removed {store.clear()} entries from {store.directory}.")
+        return 0
+    info = store.info()
+    print(_table([[k, str(v)] for k, v in info.items()], ["", ""]))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m featlib",
+        description="See what pretrained image networks see: features from the command line.",
+        epilog="example: python -m featlib layers vgg16",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_args(p):
+        p.add_argument("--backbone", default="vgg16", help="registry name or a .keras/.h5 model")
+        p.add_argument(
+            "--weights",
+            default="auto",
+            help="auto | imagenet | random | offline | path to .weights.h5",
+        )
+        p.add_argument("--seed", type=int, default=0, help="seed for --weights random")
+        p.add_argument(
+            "--preprocessing",
+            default="scale",
+            help="for your own model: caffe | tf | torch | scale | none",
+        )
+
+    ex = sub.add_parser(
+        "extract",
+        help="pooled features of an image set to .npz/.parquet",
+        epilog=EXTRACT_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ex.add_argument("source", help="folder, .zip, .csv, or sample:NAME")
+    model_args(ex)
+    ex.add_argument("--layer", action="append", help="layer name; repeat for several")
+    ex.add_argument("--pooling", default="avg", choices=["avg", "max", "flatten"])
+    ex.add_argument("--resize", default="stretch", choices=["stretch", "center-crop", "pad"])
+    ex.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"])
+    ex.add_argument("--batch-size", type=int, default=None)
+    ex.add_argument("--out", required=True, help="output file, .npz or .parquet")
+    ex.add_argument("--cache-dir", default=None, help="feature store folder")
+    ex.add_argument("--no-store", action="store_true", help="do not read or write the store")
+    ex.set_defaults(func=cmd_extract)
+
+    bb = sub.add_parser(
+        "backbones",
+        help="the registry: names, input sizes, offline weights",
+        epilog="example: python -m featlib backbones",
+    )
+    bb.set_defaults(func=cmd_backbones)
+
+    la = sub.add_parser(
+        "layers",
+        help="the layer table of a backbone",
+        epilog="example: python -m featlib layers resnet50 --weights random",
+    )
+    la.add_argument("backbone", help="registry name or a .keras/.h5 model")
+    la.add_argument("--weights", default="random", help="weights to build it with")
+    la.add_argument("--seed", type=int, default=0)
+    la.add_argument("--preprocessing", default="scale")
+    la.set_defaults(func=cmd_layers)
+
+    ca = sub.add_parser(
+        "cache", help="feature store: info | clear", epilog="example: python -m featlib cache info"
+    )
+    ca.add_argument("action", choices=["info", "clear"])
+    ca.add_argument("--cache-dir", default=None)
+    ca.set_defaults(func=cmd_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FeatlibError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -860,8 +860,12 @@ def _add_zip(builder: _Builder, fp: BinaryIO, prefix: str = "") -> None:
             and next(iter(tops)).lower() not in _SPLITS
             and all(len(parts) >= 3 for parts, _, reason in entries if reason is None)
         )
+        seen = set()
         for parts, info, reason in sorted(entries, key=lambda e: e[0]):
             name = prefix + "/".join(parts)
+            if reason is None and name in seen:
+                reason = "a second entry with the same name: only the first one is used"
+            seen.add(name)
             if reason is not None:
                 builder.error(name, reason)
                 continue

@@ -5,6 +5,7 @@ Every bad file is built here, in memory; nothing is read from binary fixtures.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import socket
@@ -425,6 +426,23 @@ def test_zip_refuses_escaping_entries_and_writes_nothing(tmp_path, monkeypatch, 
     assert image_set.load(image_set.ok[0]).shape == (6, 8, 3)
     assert snapshot(tmp_path) == before
     assert not (tmp_path.parent / "evil.png").exists()
+
+
+def test_zip_with_two_entries_of_the_same_name_uses_the_first():
+    data = make_zip([("cats/a.png", noise(1)), ("cats/a.png", noise(2)), ("cats/b.png", noise(3))])
+    image_set = fi.from_zip(data)
+    first, second, other = image_set.records
+    assert first.name == second.name == "cats/a.png"
+    assert first.error is None and first.sha256 == hashlib.sha256(noise(1)).hexdigest()
+    assert "same name" in second.error
+    assert other.error is None
+
+
+def test_zip_of_thousands_of_tiny_entries():
+    entries = [(f"c{i % 3}/{i}.png", noise(i, (2, 2))) for i in range(3_000)]
+    image_set = fi.from_zip(make_zip(entries))
+    assert len(image_set.ok) == 3_000
+    assert image_set.summary()["labels"] == {"c0": 1_000, "c1": 1_000, "c2": 1_000}
 
 
 def test_zip_skips_folders_hidden_files_and_text_and_refuses_nested_archives():

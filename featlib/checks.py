@@ -124,6 +124,7 @@ _PROBE_MAX_DIMS = 1024
 _PROBE_DIMS = 256
 _SILHOUETTE_SAMPLE = 2_000
 _NEAR_NEIGHBORS = 10
+_PAIR_COLUMNS = ("index_a", "index_b", "name_a", "name_b", "split_a", "split_b", "leakage")
 _MAD_TO_SD = 1.4826  # scales a median absolute deviation to a normal standard deviation
 
 
@@ -686,16 +687,7 @@ def _exact_duplicates(groups, names, splits) -> IssueTable:
     rows.sort(key=lambda r: (-r[-1], r[0], r[1]))
     return IssueTable(
         issue="exact_duplicates",
-        columns=(
-            "index_a",
-            "index_b",
-            "name_a",
-            "name_b",
-            "split_a",
-            "split_b",
-            "leakage",
-            "copies",
-        ),
+        columns=(*_PAIR_COLUMNS, "copies"),
         rows=tuple(rows),
         score_column="copies",
         threshold=None,
@@ -717,16 +709,7 @@ def _near_duplicates(unique, nn_idx, nn_sim, names, splits, floor) -> IssueTable
     rows.sort(key=lambda r: (-r[-1], r[0], r[1]))
     return IssueTable(
         issue="near_duplicates",
-        columns=(
-            "index_a",
-            "index_b",
-            "name_a",
-            "name_b",
-            "split_a",
-            "split_b",
-            "leakage",
-            "similarity",
-        ),
+        columns=(*_PAIR_COLUMNS, "similarity"),
         rows=tuple(rows),
         score_column="similarity",
         threshold=DEFAULT_THRESHOLDS["near_duplicates"],

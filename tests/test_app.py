@@ -311,3 +311,23 @@ def test_imagenet_predictions_on_the_model_and_projection_pages(fake_imagenet):
     at.radio(key=state.COLOR_BY).set_value("prediction").run()
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 1
+
+
+def test_an_unusable_store_is_said_once_and_the_page_still_works(tmp_path, monkeypatch):
+    from ui import resources
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("FEATLIB_CACHE_DIR", str(blocker / "store"))
+    resources._store.clear()
+    try:
+        at = app(PROJECTIONS, **SMALL)
+        assert "feature store is off" in texts(at.warning)
+        assert len(at.get("plotly_chart")) == 1
+        at.switch_page(NEIGHBOURS).run()
+        at.radio(key=state.POOLING).set_value("max").run()  # computed again, without the store
+        assert not at.exception, at.exception
+        assert len(at.get("image")) > 0
+        assert "feature store is off" not in texts(at.warning)
+    finally:
+        resources._store.clear()

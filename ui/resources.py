@@ -197,6 +197,17 @@ def _store() -> featlib.FeatureStore:
     return featlib.FeatureStore()
 
 
+def _say_once_if_the_store_is_off() -> None:
+    """One warning per session when the feature store could not be used (unwritable, full)."""
+    reason = _store().disabled
+    if reason and not st.session_state.get(state.STORE_WARNED):
+        st.session_state[state.STORE_WARNED] = True
+        st.warning(
+            f"The feature store is off ({reason}). Everything still works, but features are "
+            "computed again each time instead of being kept on disk."
+        )
+
+
 def pooled_features(bb, data: Data, layer: str, pooling: str, resize_mode: str) -> featlib.Features:
     """Pooled vectors of every usable image of the set, with a progress bar while computing.
 
@@ -215,6 +226,7 @@ def pooled_features(bb, data: Data, layer: str, pooling: str, resize_mode: str) 
             extractor=extractor(bb, (layer,), pooling),
         )  # fmt: skip
         bar.empty()
+        _say_once_if_the_store_is_off()
         while len(memo) > _MEMO_SIZE:
             memo.pop(next(iter(memo)))
     return memo[key]

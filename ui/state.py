@@ -66,6 +66,7 @@ UPLOADED = "_uploaded"
 UPLOAD_IDS = "_upload_ids"
 MODEL_FILE = "_model_file"
 FEATURES = "_features"
+STORE_WARNED = "_store_warned"
 
 _MISSING = object()
 

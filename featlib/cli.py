@@ -23,7 +23,7 @@ import numpy as np
 
 from featlib.errors import FeatlibError
 
-__all__ = ["main", "write_features"]
+__all__ = ["format_table", "main", "write_features"]
 
 EXTRACT_EXAMPLE = """example:
   python -m featlib extract photos/ --backbone vgg16 --weights offline \\
@@ -34,7 +34,8 @@ sample:photos / sample:faces / sample:digits. Run it again after an interruption
 images come from the feature store. Failed files are listed and written to OUT.errors.csv."""
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
+def format_table(rows: list[list[str]], header: list[str]) -> str:
+    """A plain-text table: columns padded to their widest cell, a rule under the header."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     lines = [
         "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
@@ -205,7 +206,9 @@ def cmd_backbones(args) -> int:
         ]
         for s in REGISTRY.values()
     ]
-    print(_table(sorted(rows), ["name", "input", "family", "preprocessing", "weights offline"]))
+    print(
+        format_table(sorted(rows), ["name", "input", "family", "preprocessing", "weights offline"])
+    )
     return 0
 
 
@@ -226,7 +229,7 @@ def cmd_layers(args) -> int:
         for i in list_layers(backbone)
     ]
     header = ["name", "type", "output", "params", "block", "stride", "receptive field"]
-    print(_table(rows, header))
+    print(format_table(rows, header))
     return 0
 
 
@@ -236,7 +239,7 @@ def cmd_cache(args) -> int:
         print(f"Removed {store.clear()} entries from {store.directory}.")
         return 0
     info = store.info()
-    print(_table([[k, str(v)] for k, v in info.items()], ["", ""]))
+    print(format_table([[k, str(v)] for k, v in info.items()], ["", ""]))
     return 0
 
 

@@ -112,7 +112,6 @@ def test_quality_is_computed_on_a_seeded_subsample(monkeypatch):
 @pytest.mark.slow
 def test_umap_separates_blobs_without_tensorflow():
     had_tensorflow = "tensorflow" in sys.modules
-    warm_up_umap()
     x, y = _blobs()
     for n_components in (2, 3):
         p = project(x, "umap", n_components, n_neighbors=10)
@@ -124,6 +123,16 @@ def test_umap_separates_blobs_without_tensorflow():
     assert np.isfinite(small.embedding).all()
     if not had_tensorflow:
         assert "tensorflow" not in sys.modules
+
+
+def test_warm_up_compiles_both_of_umaps_neighbour_paths(monkeypatch):
+    from featlib import projection as project_module
+
+    sizes = []
+    monkeypatch.setattr(project_module, "_umap", lambda x, *args: sizes.append(len(x)))
+    warm_up_umap()
+    # umap-learn finds exact neighbours below 4,096 points and uses NN-descent above.
+    assert min(sizes) < 4_096 < max(sizes)
 
 
 def test_modules_do_not_import_tensorflow():

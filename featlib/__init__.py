@@ -66,6 +66,8 @@ _EXPORTS = {
         "IssueTable",
         "Separability",
         "check_dataset",
+        "check_image_set",
+        "report_thumbnails",
     ],
     "featlib.cluster": ["kmeans_labels"],
     "featlib.export": ["coordinates_csv", "projector_zip", "vectors_npz"],

@@ -8,7 +8,8 @@ pixel arrays) and computes every score once. Flags are derived from thresholds, 
 Identical files (same SHA-256) are compared once: near duplicates, outliers and the
 feature-space checks use the first image of each content, and its copies share its result.
 
-Nothing here imports TensorFlow or reads image files.
+Nothing here imports TensorFlow; only :func:`check_image_set` reads pixels, through the
+``ImageSet`` it is given.
 
 Example::
 
@@ -58,6 +59,8 @@ __all__ = [
     "IssueTable",
     "Separability",
     "check_dataset",
+    "check_image_set",
+    "report_thumbnails",
 ]
 
 ISSUES = (
@@ -96,8 +99,10 @@ DEFAULT_THRESHOLDS: Mapping[str, float | None] = MappingProxyType(
 
 _DESCRIPTIONS = {
     "exact_duplicates": "files with identical bytes (score: copies of that content)",
-    "near_duplicates": "pairs whose features have cosine similarity above the threshold",
-    "outliers": "mean cosine distance to the nearest other images above the threshold",
+    "near_duplicates": "pairs whose features (centred on the set's mean) have cosine "
+    "similarity above the threshold",
+    "outliers": "mean cosine distance (features centred on the set's mean) to the nearest "
+    "other images above the threshold",
     "label_issues": "probability of the given label (out of fold) below the threshold, "
     "another label more likely",
     "dark": "mean brightness (0-1) below the threshold",
@@ -538,7 +543,8 @@ def check_dataset(
         sha256s: per image, the SHA-256 of its file's bytes (identical files, one content).
         labels: per image, its label or None.
         features: float array of shape (n_images, n_features), one row per image in the same
-            order (for example pooled backbone features); compared by cosine similarity.
+            order (for example pooled backbone features); compared by cosine similarity
+            after centring on their mean.
         names: per image, the name shown to the user (default: "image <index>").
         splits: per image, "train" / "test" / ... or None; duplicates across splits are
             marked ``leakage``.
@@ -598,7 +604,11 @@ def check_dataset(
     skipped: dict[str, str] = {}
     tables["exact_duplicates"] = _exact_duplicates(groups, names, splits)
     if len(unique) >= 2:
-        nn_idx, nn_sim = nearest_all(x[unique], k=max(n_neighbors, _NEAR_NEIGHBORS))
+        # Pooled ReLU features all point into one orthant, so raw cosines crowd near 1;
+        # centred on the set's mean, a copy stays near 1 while merely similar images fall.
+        distinct = x[unique]
+        centred = distinct - distinct.mean(axis=0) if len(unique) > 2 else distinct
+        nn_idx, nn_sim = nearest_all(centred, k=max(n_neighbors, _NEAR_NEIGHBORS))
         tables["near_duplicates"] = _near_duplicates(
             unique, nn_idx, nn_sim, names, splits, near_duplicate_floor
         )
@@ -639,6 +649,82 @@ def check_dataset(
         skipped={issue: skipped[issue] for issue in (*ISSUES, "separability") if issue in skipped},
         separability=separability,
     )
+
+
+class _Thumbnails(Sequence):
+    """The pixels of records of an image set, at most ``side`` px, decoded one at a time."""
+
+    def __init__(self, image_set, records, side: int):
+        self.image_set, self.records, self.side = image_set, records, side
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.asarray(self.image_set.thumbnail(self.records[i], self.side))
+
+
+def check_image_set(image_set, records, features, **kwargs) -> CheckReport:
+    """:func:`check_dataset` for images of a ``featlib.ImageSet``.
+
+    Names, labels, splits and original sizes come from the records; pixels are read from the
+    set one image at a time, at most 256 px on a side.
+
+    Args:
+        image_set: the ``ImageSet`` the records belong to.
+        records: usable records, one per row of ``features`` (``Features.records``).
+        features: float array of shape (len(records), n_features).
+        **kwargs: passed on to :func:`check_dataset` (``thresholds``, ``n_neighbors``...).
+
+    Returns:
+        a :class:`CheckReport`.
+
+    Example::
+
+        >>> feats = featlib.extract_set(bb, images, "block4_pool")
+        >>> report = check_image_set(images, feats.records, feats.features["block4_pool"])
+    """
+    splits = [r.split for r in records]
+    return check_dataset(
+        [r.sha256 for r in records],
+        [r.label for r in records],
+        features,
+        names=[r.name for r in records],
+        splits=splits if any(splits) else None,
+        pixels=_Thumbnails(image_set, records, _QUALITY_SIDE),
+        sizes=[(r.width, r.height) for r in records],
+        **kwargs,
+    )
+
+
+def report_thumbnails(
+    report: CheckReport, image_set, records, side: int = 96, max_rows: int = 100
+) -> dict[int, bytes]:
+    """JPEG thumbnails of the images :meth:`CheckReport.to_html` shows (flagged rows).
+
+    Args:
+        report: a report on ``records``.
+        image_set: the ``ImageSet`` the records belong to.
+        records: the records the report's indices refer to.
+        side: longest side of a thumbnail, in pixels.
+        max_rows: flagged rows per issue, as given to ``to_html``.
+
+    Returns:
+        image index -> JPEG bytes.
+    """
+    shown = {
+        row[c]
+        for issue in report.tables
+        for row in report.flagged(issue)[:max_rows]
+        for c in row
+        if c.startswith("index")
+    }
+    out = {}
+    for i in sorted(shown):
+        buf = io.BytesIO()
+        image_set.thumbnail(records[i], side).save(buf, "JPEG", quality=85)
+        out[i] = buf.getvalue()
+    return out
 
 
 def _strings(values, n: int, name: str, optional: bool = True) -> list:

@@ -1,7 +1,8 @@
-"""``python -m featlib``: extract features, list backbones and layers, manage the cache.
+"""``python -m featlib``: extract features, check a dataset, list backbones and layers, the cache.
 
-Exit codes: 0 when the command did its work (for ``extract``: at least one image succeeded),
-1 when no image could be used, 2 for bad arguments (an unknown backbone or layer included).
+Exit codes: 0 when the command did its work (for ``extract`` and ``check``: enough images were
+usable), 1 when too few images could be used, 2 for bad arguments (an unknown backbone or layer
+included).
 
 Example::
 
@@ -32,6 +33,15 @@ EXTRACT_EXAMPLE = """example:
 SOURCE is a folder (labels from sub-folder names), a .zip, a .csv of path,label, or
 sample:photos / sample:faces / sample:digits. Run it again after an interruption: finished
 images come from the feature store. Failed files are listed and written to OUT.errors.csv."""
+
+
+CHECK_EXAMPLE = """example:
+  python -m featlib check photos/ --backbone vgg16 --weights offline --out report.html
+  python -m featlib check data.zip --threshold near_duplicates=0.98 --out report.csv
+
+Labels come from sub-folder names; top-level train/ test/ val/ folders become splits, and
+duplicates across them are marked as leakage. Features come from the feature store when it
+has them. The HTML report embeds thumbnails; the CSV has one row per image."""
 
 
 def format_table(rows: list[list[str]], header: list[str]) -> str:
@@ -140,16 +150,17 @@ def _open_store(args):
     return None if args.no_store else FeatureStore(args.cache_dir)
 
 
-def cmd_extract(args) -> int:
+def _extract(args, layers: list[str] | None, out: Path):
+    """Open the source, load the backbone, extract with a progress bar, list failed files.
+
+    Returns ``(image_set, backbone, layers, features, seconds)``.
+    """
     from featlib.extraction import extract_set
     from featlib.images import open_source
 
-    out = Path(args.out)
-    if out.suffix not in (".npz", ".parquet"):
-        raise FeatlibError(f"--out must end in .npz or .parquet. Received: {args.out}")
     image_set = open_source(args.source)
     backbone = _load(args)
-    layers = args.layer or [_default_layer(backbone)]
+    layers = layers or [_default_layer(backbone)]
     store = _open_store(args)
     bar, update = _progress_bar(f"{backbone.name} {','.join(layers)}")
     start = time.perf_counter()
@@ -175,6 +186,18 @@ def cmd_extract(args) -> int:
         print(f"(listed in {errors_path})", file=sys.stderr)
     else:
         errors_path.unlink(missing_ok=True)
+    return image_set, backbone, layers, feats, seconds
+
+
+def _check_suffix(out: Path, suffixes: tuple[str, ...]) -> None:
+    if out.suffix not in suffixes:
+        raise FeatlibError(f"--out must end in {' or '.join(suffixes)}. Received: {out}")
+
+
+def cmd_extract(args) -> int:
+    out = Path(args.out)
+    _check_suffix(out, (".npz", ".parquet"))
+    _, _, layers, feats, seconds = _extract(args, args.layer, out)
     if not feats.records:
         print("No image could be used; nothing written.", file=sys.stderr)
         return 1
@@ -184,6 +207,57 @@ def cmd_extract(args) -> int:
         f"Wrote {out}: {len(feats.records)} images; {shapes}; {feats.computed} computed, "
         f"{len(set(feats.sha256)) - feats.computed} from the store, in {seconds:.1f} s."
     )
+    return 0
+
+
+def _thresholds(pairs: list[str] | None) -> dict[str, float]:
+    from featlib.checks import ISSUES
+
+    thresholds = {}
+    for pair in pairs or []:
+        issue, _, value = pair.partition("=")
+        if issue not in ISSUES:
+            raise FeatlibError(f"--threshold: unknown issue {issue!r}; one of {', '.join(ISSUES)}")
+        try:
+            thresholds[issue] = float(value)
+        except ValueError:
+            raise FeatlibError(f"--threshold {pair}: expected ISSUE=NUMBER") from None
+    return thresholds
+
+
+def cmd_check(args) -> int:
+    from featlib.checks import check_image_set, report_thumbnails
+
+    out = Path(args.out)
+    _check_suffix(out, (".html", ".csv"))
+    thresholds = _thresholds(args.threshold)
+    image_set, _, (layer,), feats, _ = _extract(args, args.layer and [args.layer], out)
+    if len(feats.records) < 3:
+        print(f"{len(feats.records)} usable image(s): the checks need 3.", file=sys.stderr)
+        return 1
+    print(f"Checking {len(feats.records)} images ({layer} features)...", file=sys.stderr)
+    report = check_image_set(image_set, feats.records, feats.features[layer], thresholds=thresholds)
+    if out.suffix == ".csv":
+        text = report.to_csv()
+    else:
+        text = report.to_html(report_thumbnails(report, image_set, feats.records))
+    tmp = _atomic_path(out)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    rows = [[issue, str(n), "-" if t is None else f"{t:g}"] for issue, n, t in report.summary()]
+    rows += [[issue, "-", f"not checked: {why}"] for issue, why in report.skipped.items()]
+    print(format_table(rows, ["issue", "flagged", "threshold"]))
+    sep = report.separability
+    if sep is not None:
+        print(
+            f"Linear probe: {sep.accuracy:.1%} accuracy ({sep.balanced_accuracy:.1%} balanced, "
+            f"chance {sep.chance_accuracy:.1%}) over {len(sep.classes)} classes; "
+            f"imbalance {sep.imbalance_ratio:.1f}x."
+        )
+    print(f"Wrote {out}.")
     return 0
 
 
@@ -265,6 +339,14 @@ def _parser() -> argparse.ArgumentParser:
             help="for your own model: caffe | tf | torch | scale | none",
         )
 
+    def extraction_args(p):
+        p.add_argument("--pooling", default="avg", choices=["avg", "max", "flatten"])
+        p.add_argument("--resize", default="stretch", choices=["stretch", "center-crop", "pad"])
+        p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"])
+        p.add_argument("--batch-size", type=int, default=None)
+        p.add_argument("--cache-dir", default=None, help="feature store folder")
+        p.add_argument("--no-store", action="store_true", help="do not read or write the store")
+
     ex = sub.add_parser(
         "extract",
         help="pooled features of an image set to .npz/.parquet",
@@ -274,14 +356,30 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("source", help="folder, .zip, .csv, or sample:NAME")
     model_args(ex)
     ex.add_argument("--layer", action="append", help="layer name; repeat for several")
-    ex.add_argument("--pooling", default="avg", choices=["avg", "max", "flatten"])
-    ex.add_argument("--resize", default="stretch", choices=["stretch", "center-crop", "pad"])
-    ex.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"])
-    ex.add_argument("--batch-size", type=int, default=None)
+    extraction_args(ex)
     ex.add_argument("--out", required=True, help="output file, .npz or .parquet")
-    ex.add_argument("--cache-dir", default=None, help="feature store folder")
-    ex.add_argument("--no-store", action="store_true", help="do not read or write the store")
     ex.set_defaults(func=cmd_extract)
+
+    ck = sub.add_parser(
+        "check",
+        help="dataset checks: duplicates, outliers, label issues, quality, separability",
+        epilog=CHECK_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ck.add_argument("source", help="folder, .zip, .csv, or sample:NAME")
+    model_args(ck)
+    ck.add_argument(
+        "--layer", help="layer whose pooled features are compared (default: last block)"
+    )
+    extraction_args(ck)
+    ck.add_argument(
+        "--threshold",
+        action="append",
+        metavar="ISSUE=VALUE",
+        help="change one issue's threshold, e.g. near_duplicates=0.98; repeatable",
+    )
+    ck.add_argument("--out", required=True, help="report file, .html (with thumbnails) or .csv")
+    ck.set_defaults(func=cmd_check)
 
     bb = sub.add_parser(
         "backbones",

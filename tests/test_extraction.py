@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -123,3 +125,42 @@ def test_precision_and_batch_defaults():
     assert resolve_precision("auto") in ("float32", "bfloat16", "mixed_float16")
     assert default_batch_size((224, 224)) == 32
     assert default_batch_size((600, 600)) == 4
+
+
+@pytest.mark.parametrize(
+    ("fp32", "bf16", "expected"),
+    [(1.0, 0.3, "bfloat16"), (1.0, 0.95, "float32"), (1.0, 2.0, "float32")],
+)
+def test_auto_precision_keeps_low_precision_only_where_it_is_faster(
+    model_file, monkeypatch, tmp_path, fp32, bf16, expected
+):
+    from featlib import extraction
+
+    monkeypatch.setenv("FEATLIB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(extraction, "resolve_precision", lambda p: "bfloat16" if p == "auto" else p)
+    timings = {"float32": fp32, "bfloat16": bf16}
+    measured = []
+
+    def fake(backbone, precision, images):
+        measured.append(precision)
+        return timings[precision]
+
+    monkeypatch.setattr(extraction, "_seconds_per_batch", fake)
+    bb = load_model_file(model_file)
+    assert Extractor(bb, "gap", precision="auto").precision == expected
+    assert sorted(measured) == ["bfloat16", "float32"]
+    assert Extractor(bb, "gap", precision="auto").precision == expected  # remembered
+    assert len(measured) == 2
+    assert expected in (tmp_path / "precision.json").read_text()
+    assert Extractor(bb, "gap", precision="bfloat16").precision == "bfloat16"  # asked for: kept
+
+
+def test_auto_precision_measures_for_real(model_file, monkeypatch, tmp_path):
+    from featlib import extraction
+
+    monkeypatch.setenv("FEATLIB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(extraction, "resolve_precision", lambda p: "bfloat16" if p == "auto" else p)
+    bb = load_model_file(model_file)
+    chosen = Extractor(bb, "gap", precision="auto").precision
+    assert chosen in ("float32", "bfloat16")
+    assert list(json.loads((tmp_path / "precision.json").read_text()).values()) == [chosen]

@@ -67,7 +67,12 @@ def conv_flops(model) -> float:
     return total
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+def fp32_or_bf16(bb, layer: str) -> str:
+    """What ``precision="auto"`` chooses for this backbone on this machine."""
+    return featlib.Extractor(bb, layer, "avg", "auto").precision
+
+
+def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
     """This machine's fp32 matrix-multiply rate, in GFLOP/s."""
     a = tf.random.normal((n, n))
     b = tf.random.normal((n, n))
@@ -116,6 +121,7 @@ def bench_model(name: str, layer: str, folder: Path, repeats: int) -> tuple[list
     rows.append(
         [name, "bf16 / fp32", "", f"{seconds['featlib fp32'] / seconds['featlib bf16']:.2f}x"]
     )
+    rows.append([name, 'precision="auto" picks', "", fp32_or_bf16(bb, layer)])
     return rows, n * conv_flops(bb.model) / seconds["featlib fp32"] / 1e9
 
 

@@ -11,13 +11,15 @@ st.title("featlib — what does the network see?")
 st.markdown(
     "Pick some images, a pretrained network and one of its layers in the sidebar, then look: "
     "at the **feature maps** one image produces, at the whole set **projected** to a plane, at "
-    "each image's **nearest neighbours**, and at the **model** itself."
+    "each image's **nearest neighbours**, at what is wrong with a labelled set (**checks**), and "
+    "at the **model** itself."
 )
-links = st.columns(4)
+links = st.columns(5)
 links[0].page_link("app_pages/feature_maps.py", label="Feature maps", icon=":material/grid_view:")
 links[1].page_link("app_pages/projections.py", label="Projections", icon=":material/scatter_plot:")
 links[2].page_link("app_pages/neighbours.py", label="Neighbours", icon=":material/join_inner:")
-links[3].page_link("app_pages/model.py", label="Model", icon=":material/account_tree:")
+links[3].page_link("app_pages/checks.py", label="Checks", icon=":material/fact_check:")
+links[4].page_link("app_pages/model.py", label="Model", icon=":material/account_tree:")
 
 choices = ui.sidebar()
 

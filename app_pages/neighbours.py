@@ -9,7 +9,7 @@ import featlib
 import ui
 from featlib import render
 from featlib.images import decode_image, resize_image
-from ui import data, resources, state
+from ui import resources, state
 from ui.state import url_widget
 
 MATRIX_SIZE = 1000  # larger sets are shown as an even sample, grouped by label
@@ -62,9 +62,7 @@ st.caption(
     f"The images whose pooled {choices.layer} vectors point the same way as the query's (cosine "
     "similarity: 1 is the same direction, 0 unrelated)."
 )
-images = data.required(choices.images, min_images=3)
-feats = resources.pooled_features(bb, images, choices.layer, choices.pooling, choices.resize_mode)
-x = feats.features[choices.layer]
+images, feats, x = resources.set_features(bb, choices)
 index, k = query_ui(feats.records, len(x))
 if index is None:
     query_image, query, query_name = uploaded_query(

@@ -29,6 +29,7 @@ __all__ = [
     "COLORSCALES",
     "channel_grid",
     "colorize",
+    "confusion_heatmap",
     "map_image",
     "overlay",
     "scatter",
@@ -367,4 +368,46 @@ def similarity_heatmap(
     fig.update_layout(shapes=lines, height=620, margin=dict(l=10, r=10, t=10, b=10))
     fig.update_xaxes(**ticks, tickangle=-45, constrain="domain")
     fig.update_yaxes(**ticks, autorange="reversed", scaleanchor="x", constrain="domain")
+    return fig
+
+
+def confusion_heatmap(confusion: np.ndarray, classes: Sequence[str]) -> go.Figure:
+    """A confusion matrix as a heatmap: rows the given labels, columns the predicted ones.
+
+    Cells are coloured by the fraction of the row (so small classes read as clearly as large
+    ones) and show the counts.
+
+    Args:
+        confusion: int array of shape (n_classes, n_classes), rows true, columns predicted.
+        classes: the class names, in the matrix's order.
+
+    Returns:
+        ``plotly.graph_objects.Figure`` with one ``Heatmap`` trace.
+
+    Example::
+
+        >>> fig = confusion_heatmap(np.array([[5, 1], [0, 4]]), ["cat", "dog"])
+        >>> fig.data[0].text.tolist()
+        [['5', '1'], ['0', '4']]
+    """
+    counts = np.asarray(confusion)
+    k = len(classes)
+    if counts.shape != (k, k):
+        raise ValueError(
+            f"confusion must be (n_classes, n_classes) for {k} classes. Received: {counts.shape}"
+        )
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    names = [str(c) for c in classes]
+    fig = go.Figure(
+        go.Heatmap(
+            z=share, x=names, y=names, text=counts.astype(str), texttemplate="%{text}",
+            zmin=0.0, zmax=1.0, colorscale="blues",
+            colorbar=dict(title=dict(text="share of row"), thickness=12),
+            hovertemplate="label %{y} → predicted %{x}: %{text}<extra></extra>",
+        )
+    )  # fmt: skip
+    side = min(640, 160 + 40 * k)
+    fig.update_layout(height=side, margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_xaxes(title="predicted", tickangle=-45, type="category")
+    fig.update_yaxes(title="label", autorange="reversed", type="category")
     return fig

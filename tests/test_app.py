@@ -331,3 +331,29 @@ def test_an_unusable_store_is_said_once_and_the_page_still_works(tmp_path, monke
         assert "feature store is off" not in texts(at.warning)
     finally:
         resources._store.clear()
+
+
+CHECKS = "app_pages/checks.py"
+
+
+def test_checks_page_summary_galleries_and_exports():
+    at = app(CHECKS, images="faces", **SMALL)
+    assert not at.exception, at.exception
+    summary = at.dataframe[0].value
+    assert set(summary["issue"]) >= {"Exact duplicates", "Near duplicates", "Outliers", "Blurry"}
+    assert len(at.get("plotly_chart")) == 1  # the confusion matrix
+    assert {b.label for b in at.get("download_button")} == {"Report as CSV", "Report as HTML"}
+    assert at.tabs, "a gallery per issue with flagged images"
+
+
+def test_checks_threshold_changes_counts_without_recomputing(monkeypatch):
+    at = app(CHECKS, images="faces", **SMALL)
+    before = at.dataframe[0].value.set_index("issue")["flagged"]
+    calls = []
+    monkeypatch.setattr(featlib, "check_image_set", lambda *a, **k: calls.append(1))
+    slider = at.slider(key=f"{state.THRESHOLD_PREFIX}outliers")
+    slider.set_value(slider.min).run()
+    assert not at.exception, at.exception
+    after = at.dataframe[0].value.set_index("issue")["flagged"]
+    assert after["Outliers"] > before["Outliers"]
+    assert calls == []

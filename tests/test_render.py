@@ -96,3 +96,17 @@ def test_similarity_heatmap_ticks_and_lines_between_labels():
     assert list(fig.layout.xaxis.tickvals) == [0.5, 2.5, 4.0]
     assert len(fig.layout.shapes) == 4  # a vertical and a horizontal line at each of 2 edges
     assert fig.data[0].text[0][1] == "v · w"
+
+
+def test_confusion_heatmap_colours_by_row_share_and_shows_counts():
+    confusion = np.array([[8, 2, 0], [0, 1, 0], [3, 0, 3]])
+    fig = render.confusion_heatmap(confusion, ["a", "b", "c"])
+    heat = fig.data[0]
+    np.testing.assert_allclose(heat.z, confusion / confusion.sum(axis=1, keepdims=True))
+    assert heat.text.tolist() == [["8", "2", "0"], ["0", "1", "0"], ["3", "0", "3"]]
+    assert list(heat.x) == list(heat.y) == ["a", "b", "c"]
+
+
+def test_confusion_heatmap_refuses_a_mismatch():
+    with pytest.raises(ValueError, match="3 classes"):
+        render.confusion_heatmap(np.eye(2), ["a", "b", "c"])

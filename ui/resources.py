@@ -20,19 +20,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 import featlib
 from featlib import imagenet, render
 from featlib.cluster import kmeans_labels
 from ui import state
-from ui.data import Data
+from ui.data import Data, required
 
 __all__ = [
     "ModelChoice",
     "ModelFile",
     "backbone",
     "block_outputs",
+    "check_report",
     "extractor",
     "feature_maps",
     "imagenet_backbone",
@@ -42,6 +44,7 @@ __all__ = [
     "pooled_features",
     "projection",
     "save_model_file",
+    "set_features",
     "thumbnails",
     "warm_up_umap",
 ]
@@ -229,6 +232,34 @@ def pooled_features(bb, data: Data, layer: str, pooling: str, resize_mode: str) 
         _say_once_if_the_store_is_off()
         while len(memo) > _MEMO_SIZE:
             memo.pop(next(iter(memo)))
+    return memo[key]
+
+
+def set_features(bb, choices, min_images: int = 3) -> tuple[Data, featlib.Features, np.ndarray]:
+    """The chosen image set, its pooled features for the chosen layer, and their array.
+
+    Stops the page with a message when the set has fewer than ``min_images`` usable images.
+
+    Returns:
+        ``(data, features, x)`` with ``x`` of shape (n_images, n_features).
+    """
+    images = required(choices.images, min_images=min_images)
+    feats = pooled_features(bb, images, choices.layer, choices.pooling, choices.resize_mode)
+    return images, feats, feats.features[choices.layer]
+
+
+def check_report(bb, data: Data, feats: featlib.Features, layer: str) -> featlib.CheckReport:
+    """``featlib.check_image_set`` of the set's features, computed once per session and set.
+
+    Thresholds are applied afterwards (``CheckReport.with_thresholds``), so moving a slider
+    recomputes nothing.
+    """
+    key = (data.id, bb.key, layer, id(feats))
+    memo = st.session_state.setdefault(state.CHECK_REPORTS, {})
+    if key not in memo:
+        with st.spinner(f"Checking {len(feats.records)} images…"):
+            memo.clear()
+            memo[key] = featlib.check_image_set(data.images, feats.records, feats.features[layer])
     return memo[key]
 
 

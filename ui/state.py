@@ -61,12 +61,18 @@ QUERY = "query"
 QUERY_FILE = "query_file"
 K = "k"
 
+# Checks.
+THRESHOLD_PREFIX = "t_"  # + issue name, e.g. t_near_duplicates
+EXPORT_CHECKS_CSV = "export_checks_csv"
+EXPORT_CHECKS_HTML = "export_checks_html"
+
 # Not widgets: values kept for the session (uploads never leave it).
 UPLOADED = "_uploaded"
 UPLOAD_IDS = "_upload_ids"
 MODEL_FILE = "_model_file"
 FEATURES = "_features"
 STORE_WARNED = "_store_warned"
+CHECK_REPORTS = "_check_reports"
 
 _MISSING = object()
 

@@ -1,7 +1,7 @@
 """Feature extraction: the classic per-image loop, ``model.predict(batch)`` and featlib.
 
-For VGG16, ResNet50 and MobileNetV2 (random weights at 224x224: weights do not change speed), on
-the same decoded images, the pooled output of the last block by:
+For VGG16, ResNet50, MobileNetV2 and EfficientNetB0 (random weights at 224x224: weights do not
+change speed), on the same decoded images, the pooled output of the last block by:
 
 - classic: the tutorial loop, one ``model.predict(x[None])`` per image, then a NumPy mean;
 - predict(batch): ``model.predict`` on the whole preprocessed stack, batch 32;
@@ -30,7 +30,12 @@ from _common import format_table, interleaved, jpeg_files, machine, timed, write
 import featlib
 from featlib._tf import keras, tf
 
-MODELS = {"vgg16": "block5_pool", "resnet50": "conv5_block3_out", "mobilenetv2": "out_relu"}
+MODELS = {
+    "vgg16": "block5_pool",
+    "resnet50": "conv5_block3_out",
+    "mobilenetv2": "out_relu",
+    "efficientnetb0": "top_activation",
+}
 SIZE = (224, 224)
 
 

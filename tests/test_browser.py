@@ -39,9 +39,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``streamlit run app.py`` on a free local port, offline, with an empty feature store."""
+@contextlib.contextmanager
+def serve(tmp_path_factory, *options: str):
+    """``streamlit run app.py`` on a free local port, offline, with an empty feature store.
+
+    Yields ``(url, log)``: the server's address and the file its output goes to.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -51,6 +54,7 @@ def server(tmp_path_factory):
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
         "--server.port", str(port), "--server.fileWatcherType", "none", "--server.headless", "true",
+        *options,
     ]  # fmt: skip
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     with log.open("wb") as out:
@@ -67,9 +71,17 @@ def server(tmp_path_factory):
                 process.kill()
                 pytest.fail(f"streamlit did not start: {log.read_text()[-2000:]}")
             time.sleep(0.3)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    try:
+        yield url, log
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with serve(tmp_path_factory) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")

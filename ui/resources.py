@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from streamlit.logger import get_logger
 
 import featlib
 from featlib import imagenet, render
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 _MEMO_SIZE = 4  # pooled-feature results kept per session
+_LOG = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,11 @@ def save_model_file(name: str, data: bytes) -> ModelFile:
 @st.cache_resource(max_entries=6, show_spinner=False)
 def _load(backbone: str, weights: str, seed: int, path: str | None, preprocessing: str):
     if path is not None and path.endswith(".keras"):
-        return featlib.load_model_file(path, preprocessing=preprocessing)
-    return featlib.load_backbone(backbone, weights=path or weights, seed=seed)
+        bb = featlib.load_model_file(path, preprocessing=preprocessing)
+    else:
+        bb = featlib.load_backbone(backbone, weights=path or weights, seed=seed)
+    _LOG.info("built backbone %s", bb.key)  # once per process and choice: st.cache_resource
+    return bb
 
 
 def backbone(choice: ModelChoice) -> featlib.Backbone:

@@ -72,6 +72,7 @@ _EXPORTS = {
     "featlib.cluster": ["kmeans_labels"],
     "featlib.export": ["coordinates_csv", "projector_zip", "vectors_npz"],
     "featlib.maps": ["ChannelStats", "channel_stats", "top_channels"],
+    "featlib.saliency": ["GradCam", "gradcam"],
 }
 
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -73,6 +73,7 @@ _EXPORTS = {
     "featlib.export": ["coordinates_csv", "projector_zip", "vectors_npz"],
     "featlib.maps": ["ChannelStats", "channel_stats", "top_channels"],
     "featlib.saliency": ["GradCam", "gradcam"],
+    "featlib.sweep": ["Sweep", "layer_sweep", "sweep_scores"],
 }
 
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

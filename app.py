@@ -18,6 +18,7 @@ PAGES = [
     st.Page("app_pages/projections.py", title="Projections", icon=":material/scatter_plot:"),
     st.Page("app_pages/neighbours.py", title="Neighbours", icon=":material/join_inner:"),
     st.Page("app_pages/checks.py", title="Checks", icon=":material/fact_check:"),
+    st.Page("app_pages/teaching.py", title="Teaching", icon=":material/school:"),
     st.Page("app_pages/model.py", title="Model", icon=":material/account_tree:"),
 ]
 

@@ -6,7 +6,7 @@ import ui
 from featlib import render
 from featlib.checks import report_thumbnails
 from ui import resources, state
-from ui.state import url_widget
+from ui.state import Interval, url_widget
 
 GALLERY_ROWS = 24
 PAIRS_PER_ROW = 3
@@ -47,6 +47,7 @@ def threshold_ui(report):
                 TITLES[issue],
                 key=f"{state.THRESHOLD_PREFIX}{issue}",
                 default=float(table.threshold),
+                valid=Interval(low, high),
                 parse=float,
                 min_value=float(low),
                 max_value=float(high),
@@ -55,11 +56,13 @@ def threshold_ui(report):
                 help=table.description,
             )
     report = report.with_thresholds(**thresholds)
+    images = report.image_flags()
     for issue, table in report.tables.items():
         rows.append(
             {
                 "issue": TITLES[issue],
-                "flagged": table.n_flagged,
+                "images": str(images[issue].sum()),
+                "pairs": str(table.n_flagged) if "index_b" in table.columns else "",
                 "threshold": "all" if table.threshold is None else f"{table.threshold:.3g}",
                 "what it means": table.description,
             }
@@ -69,12 +72,13 @@ def threshold_ui(report):
             rows.append(
                 {
                     "issue": TITLES[issue],
-                    "flagged": None,
+                    "images": "",
+                    "pairs": "",
                     "threshold": "",
                     "what it means": f"not checked: {reason}",
                 }
             )
-    st.dataframe(rows, hide_index=True, width="stretch", height=36 * (len(rows) + 1) + 2)
+    st.table(rows, hide_index=True, border="horizontal")
     return report
 
 
@@ -120,13 +124,17 @@ def _caption(row: dict, index_column: str, score_column: str, names, labels) -> 
     return f"{names[i]} · {labels[i] or '(no label)'} · {score_column} {row[score_column]:.3g}"
 
 
+def _count(table) -> str:
+    return f"{table.n_flagged} pairs" if "index_b" in table.columns else str(table.n_flagged)
+
+
 def galleries_ui(report, images, records) -> None:
     """For each issue with flagged images, a gallery sorted by score; pairs side by side."""
     flagged = [i for i, t in report.tables.items() if t.n_flagged]
     if not flagged:
         st.success("Nothing flagged at these thresholds.")
         return
-    tabs = st.tabs([f"{TITLES[i]} ({report.tables[i].n_flagged})" for i in flagged])
+    tabs = st.tabs([f"{TITLES[i]} ({_count(report.tables[i])})" for i in flagged])
     for tab, issue in zip(tabs, flagged, strict=True):
         table = report.tables[issue]
         rows = table.flagged_rows()[:GALLERY_ROWS]

@@ -150,17 +150,18 @@ def _open_store(args):
     return None if args.no_store else FeatureStore(args.cache_dir)
 
 
-def _extract(args, layers: list[str] | None, out: Path):
+def _extract(args, layers: list[str] | None, out: Path, default=None):
     """Open the source, load the backbone, extract with a progress bar, list failed files.
 
-    Returns ``(image_set, backbone, layers, features, seconds)``.
+    ``default(backbone)`` names the layer when ``layers`` is empty (``_default_layer`` unless
+    given). Returns ``(image_set, backbone, layers, features, seconds)``.
     """
     from featlib.extraction import extract_set
     from featlib.images import open_source
 
     image_set = open_source(args.source)
     backbone = _load(args)
-    layers = layers or [_default_layer(backbone)]
+    layers = layers or [(default or _default_layer)(backbone)]
     store = _open_store(args)
     bar, update = _progress_bar(f"{backbone.name} {','.join(layers)}")
     start = time.perf_counter()
@@ -203,11 +204,14 @@ def cmd_extract(args) -> int:
         return 1
     write_features(out, feats)
     shapes = ", ".join(f"{n} {feats.features[n].shape}" for n in layers)
-    print(
-        f"Wrote {out}: {len(feats.records)} images; {shapes}; {feats.computed} computed, "
-        f"{len(set(feats.sha256)) - feats.computed} from the store, in {seconds:.1f} s."
-    )
+    print(f"Wrote {out}: {len(feats.records)} images; {shapes}; {_provenance(feats, seconds)}.")
     return 0
+
+
+def _provenance(feats, seconds: float) -> str:
+    """How many distinct images were computed and how many came from the store."""
+    stored = len(set(feats.sha256)) - feats.computed
+    return f"{feats.computed} computed, {stored} from the store, in {seconds:.1f} s"
 
 
 def _thresholds(pairs: list[str] | None) -> dict[str, float]:
@@ -231,11 +235,17 @@ def cmd_check(args) -> int:
     out = Path(args.out)
     _check_suffix(out, (".html", ".csv"))
     thresholds = _thresholds(args.threshold)
-    image_set, _, (layer,), feats, _ = _extract(args, args.layer and [args.layer], out)
+    image_set, _, (layer,), feats, seconds = _extract(
+        args, args.layer and [args.layer], out, default=_check_layer
+    )
     if len(feats.records) < 3:
         print(f"{len(feats.records)} usable image(s): the checks need 3.", file=sys.stderr)
         return 1
-    print(f"Checking {len(feats.records)} images ({layer} features)...", file=sys.stderr)
+    print(
+        f"Checking {len(feats.records)} images ({layer} features: "
+        f"{_provenance(feats, seconds)})...",
+        file=sys.stderr,
+    )
     report = check_image_set(image_set, feats.records, feats.features[layer], thresholds=thresholds)
     if out.suffix == ".csv":
         text = report.to_csv()
@@ -247,9 +257,7 @@ def cmd_check(args) -> int:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    rows = [[issue, str(n), "-" if t is None else f"{t:g}"] for issue, n, t in report.summary()]
-    rows += [[issue, "-", f"not checked: {why}"] for issue, why in report.skipped.items()]
-    print(format_table(rows, ["issue", "flagged", "threshold"]))
+    print(format_table(_summary_rows(report), ["issue", "images", "pairs", "threshold"]))
     sep = report.separability
     if sep is not None:
         print(
@@ -261,10 +269,34 @@ def cmd_check(args) -> int:
     return 0
 
 
+def _summary_rows(report) -> list[list[str]]:
+    """One row per issue: flagged images, flagged pairs (duplicates only), the threshold."""
+    images = report.image_flags()
+    rows = [
+        [
+            issue,
+            str(int(images[issue].sum())),
+            str(table.n_flagged) if "index_b" in table.columns else "",
+            "-" if table.threshold is None else f"{table.threshold:g}",
+        ]
+        for issue, table in report.tables.items()
+    ]
+    return rows + [[issue, "-", "", f"not checked: {why}"] for issue, why in report.skipped.items()]
+
+
 def _default_layer(backbone) -> str:
     from featlib.layers import block_outputs
 
     return block_outputs(backbone)[-1].name
+
+
+def _check_layer(backbone) -> str:
+    """The app's default layer too: the last block but one, whose features group images by
+    what they show better than the last block's (see MEASURED.md on the offline VGG16)."""
+    from featlib.layers import block_outputs
+
+    blocks = block_outputs(backbone)
+    return blocks[-2 if len(blocks) > 1 else -1].name
 
 
 def cmd_backbones(args) -> int:
@@ -369,7 +401,9 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("source", help="folder, .zip, .csv, or sample:NAME")
     model_args(ck)
     ck.add_argument(
-        "--layer", help="layer whose pooled features are compared (default: last block)"
+        "--layer",
+        help="layer whose pooled features are compared (default: the last block but one, "
+        "as in the app)",
     )
     extraction_args(ck)
     ck.add_argument(

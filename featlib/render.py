@@ -35,6 +35,8 @@ __all__ = [
     "scatter",
     "similarity_heatmap",
     "square",
+    "sweep_figure",
+    "sweep_projections",
 ]
 
 COLORSCALES = ("viridis", "magma", "inferno", "cividis", "turbo", "gray")
@@ -410,4 +412,83 @@ def confusion_heatmap(confusion: np.ndarray, classes: Sequence[str]) -> go.Figur
     fig.update_layout(height=side, margin=dict(l=10, r=10, t=10, b=10))
     fig.update_xaxes(title="predicted", tickangle=-45, type="category")
     fig.update_yaxes(title="label", autorange="reversed", type="category")
+    return fig
+
+
+def sweep_figure(sweeps: Sequence) -> go.Figure:
+    """Linear-probe accuracy and silhouette against depth, one pair of lines per sweep.
+
+    Args:
+        sweeps: ``featlib.Sweep`` results over the same layers (e.g. trained and random
+            weights); the first is drawn solid, the others dashed.
+
+    Returns:
+        ``plotly.graph_objects.Figure`` with two traces per sweep and a dotted chance line.
+
+    Example::
+
+        >>> fig = sweep_figure([trained, untrained])
+        >>> [t.name for t in fig.data][:2]
+        ['probe accuracy · VGG16 ...', 'silhouette · VGG16 ...']
+    """
+    if not sweeps:
+        raise ValueError("sweep_figure needs at least one sweep.")
+    layers = list(sweeps[0].layers)
+    fig = go.Figure()
+    palette = plotly.colors.qualitative.Plotly
+    for n, sweep in enumerate(sweeps):
+        dash = "solid" if n == 0 else "dash"
+        for i, (what, values) in enumerate(
+            [("probe accuracy", sweep.accuracy), ("silhouette", sweep.silhouette)]
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=layers, y=values, name=f"{what} · {sweep.weights}", mode="lines+markers",
+                    line=dict(color=palette[i], dash=dash),
+                    hovertemplate="%{x}: %{y:.3f}<extra>%{fullData.name}</extra>",
+                )
+            )  # fmt: skip
+    fig.add_hline(
+        y=sweeps[0].chance, line=dict(color="grey", dash="dot"),
+        annotation_text="chance", annotation_position="bottom right",
+    )  # fmt: skip
+    fig.update_layout(
+        height=420, margin=dict(l=10, r=10, t=10, b=10),
+        legend=dict(orientation="h", y=-0.25), yaxis=dict(title="score", range=[-0.2, 1.05]),
+        xaxis=dict(title="block (shallow → deep)", type="category"),
+    )  # fmt: skip
+    return fig
+
+
+def sweep_projections(sweep) -> go.Figure:
+    """The set's 2-D projection at each block, side by side, coloured by label.
+
+    Args:
+        sweep: a ``featlib.Sweep`` (its embeddings are already aligned block to block).
+
+    Returns:
+        ``plotly.graph_objects.Figure`` with one small scatter per block.
+    """
+    from plotly.subplots import make_subplots
+
+    n = len(sweep.layers)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=list(sweep.layers), horizontal_spacing=0.02)
+    categories = _category_names(sweep.labels)
+    order = sorted(set(categories), key=_natural)
+    palette = plotly.colors.qualitative.Plotly
+    for col, embedding in enumerate(sweep.embeddings, start=1):
+        for k, category in enumerate(order):
+            rows = [j for j, c in enumerate(categories) if c == category]
+            fig.add_trace(
+                go.Scatter(
+                    x=embedding[rows, 0], y=embedding[rows, 1], mode="markers", name=category,
+                    legendgroup=category, showlegend=col == 1,
+                    marker=dict(size=5, color=palette[k % len(palette)]),
+                    text=[sweep.names[j] for j in rows], hovertemplate="%{text}<extra></extra>",
+                ),
+                row=1, col=col,
+            )  # fmt: skip
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10))
     return fig

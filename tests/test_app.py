@@ -339,8 +339,9 @@ CHECKS = "app_pages/checks.py"
 def test_checks_page_summary_galleries_and_exports():
     at = app(CHECKS, images="faces", **SMALL)
     assert not at.exception, at.exception
-    summary = at.dataframe[0].value
-    assert set(summary["issue"]) >= {"Exact duplicates", "Near duplicates", "Outliers", "Blurry"}
+    summary = at.table[0].value.set_index("issue")
+    assert set(summary.index) >= {"Exact duplicates", "Near duplicates", "Outliers", "Blurry"}
+    assert summary.loc["Near duplicates", "pairs"] != "" and summary.loc["Dark", "pairs"] == ""
     assert len(at.get("plotly_chart")) == 1  # the confusion matrix
     assert {b.label for b in at.get("download_button")} == {"Report as CSV", "Report as HTML"}
     assert at.tabs, "a gallery per issue with flagged images"
@@ -348,12 +349,46 @@ def test_checks_page_summary_galleries_and_exports():
 
 def test_checks_threshold_changes_counts_without_recomputing(monkeypatch):
     at = app(CHECKS, images="faces", **SMALL)
-    before = at.dataframe[0].value.set_index("issue")["flagged"]
+    before = at.table[0].value.set_index("issue")["images"].astype(int)
     calls = []
     monkeypatch.setattr(featlib, "check_image_set", lambda *a, **k: calls.append(1))
     slider = at.slider(key=f"{state.THRESHOLD_PREFIX}outliers")
     slider.set_value(slider.min).run()
     assert not at.exception, at.exception
-    after = at.dataframe[0].value.set_index("issue")["flagged"]
+    after = at.table[0].value.set_index("issue")["images"].astype(int)
     assert after["Outliers"] > before["Outliers"]
     assert calls == []
+
+
+def test_checks_thresholds_from_the_url_are_used_when_in_range():
+    url = {"dark": "0.3", "outliers": "99", "near_duplicates": "0.5", "blurry": "nan"}
+    keys = {issue: f"{state.THRESHOLD_PREFIX}{issue}" for issue in url}
+    at = app(CHECKS, images="faces", **{keys[i]: v for i, v in url.items()}, **SMALL)
+    value = {issue: at.slider(key=keys[issue]).value for issue in url}
+    assert value["dark"] == 0.3
+    assert value["near_duplicates"] == 0.95  # below the lowest stored pair: the default
+    assert value["outliers"] <= at.slider(key=keys["outliers"]).max  # above every score: too
+    assert value["blurry"] == 50.0
+
+
+TEACHING = "app_pages/teaching.py"
+
+
+def test_teaching_layer_sweep_trained_against_random():
+    at = app(TEACHING, images="photos", backbone="vgg16", weights="offline")
+    assert not at.exception, at.exception
+    assert not at.get("plotly_chart")  # nothing heavy before the button
+    at.button(key=state.RUN_SWEEP).click().run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 3  # the curves, then the set per block for each weights
+    assert "random init" in texts(at.caption)
+
+
+def test_teaching_gradcam_overlay():
+    at = app(TEACHING, **SMALL)
+    assert not at.exception, at.exception
+    captions = [img.caption for e in at.get("image") for img in e.proto.imgs]
+    assert "What the network receives" in captions
+    assert any(c.startswith("Grad-CAM at") and "last-layer channel" in c for c in captions)
+    at.selectbox(key=state.CAM_IMAGE).set_value("coffee.png").run()
+    assert not at.exception, at.exception

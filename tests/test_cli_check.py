@@ -67,16 +67,24 @@ def planted(tmp_path_factory) -> Path:
     return root
 
 
-def check(source: Path, out: Path, *extra: str) -> int:
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """The feature store of this module's runs (module fixtures start before conftest's
+    function-scoped private cache, so it is named explicitly)."""
+    return tmp_path_factory.mktemp("store")
+
+
+def check(source: Path, out: Path, store: Path, *extra: str) -> int:
     thresholds = [f"--threshold={k}={v}" for k, v in THRESHOLDS.items()]
     argv = ["check", str(source), "--backbone", "vgg16", "--weights", "offline"]
-    return main([*argv, "--layer", LAYER, *thresholds, *extra, "--out", str(out)])
+    argv += ["--cache-dir", str(store), *thresholds, *extra, "--out", str(out)]
+    return main(argv)
 
 
 @pytest.fixture(scope="module")
-def report_file(planted, tmp_path_factory) -> Path:
+def report_file(planted, store, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report") / "report.csv"
-    assert check(planted, out) == 0
+    assert check(planted, out, store, "--layer", LAYER) == 0
     return out
 
 
@@ -135,9 +143,16 @@ def test_pixel_problems_are_found_and_precise(report, issue, name):
     assert not {n for n in found & clean(report) if n.startswith("faces/")}
 
 
-def test_html_report_is_self_contained(planted, tmp_path):
+def test_html_report_is_self_contained_default_layer_from_the_store(
+    planted, store, report_file, tmp_path, capsys
+):
     out = tmp_path / "report.html"
-    assert check(planted, out) == 0
+    assert check(planted, out, store) == 0  # no --layer: the app's default, block4_pool
+    printed = capsys.readouterr()
+    assert f"({LAYER} features: 0 computed, {24 + len(PLANTED) - 1} from the store" in printed.err
+    summary = {line.split()[0]: line.split()[1:] for line in printed.out.splitlines()[2:]}
+    assert summary["exact_duplicates"] == ["2", "1", "-"]  # images, pairs, no threshold
+    assert summary["dark"][0] != "0" and summary["Linear"][0] == "probe:"
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
     assert "data:image/jpeg;base64," in page
@@ -152,23 +167,24 @@ def test_html_report_is_self_contained(planted, tmp_path):
         (["--threshold", "nonsense=1"], "r.csv", "unknown issue 'nonsense'"),
         (["--threshold", "dark=bright"], "r.csv", "expected ISSUE=NUMBER"),
         (["--layer", "block9_pool"], "r.csv", "block9_pool"),
+        (["--backbone", "vgg17"], "r.csv", "Unknown backbone 'vgg17'"),
+        (["--weights", "imagenet"], "r.csv", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     ],
 )
-def test_bad_arguments_exit_2(planted, tmp_path, capsys, extra, out_name, message):
-    argv = ["check", str(planted), "--backbone", "vgg16", "--weights", "offline", *extra]
-    assert main([*argv, "--out", str(tmp_path / out_name)]) == 2
+def test_bad_arguments_exit_2(planted, store, tmp_path, capsys, extra, out_name, message):
+    assert check(planted, tmp_path / out_name, store, *extra) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / out_name).exists()
 
 
-def test_too_few_images_exit_1(tmp_path, capsys):
+def test_too_few_images_exit_1(store, tmp_path, capsys):
     folder = tmp_path / "two"
     for i in range(2):
         buf = io.BytesIO()
         Image.new("RGB", (40, 40), (i * 90, 0, 0)).save(buf, "PNG")
         (folder / "a").mkdir(parents=True, exist_ok=True)
         (folder / "a" / f"{i}.png").write_bytes(buf.getvalue())
-    assert check(folder, tmp_path / "r.csv") == 1
+    assert check(folder, tmp_path / "r.csv", store) == 1
     assert "the checks need 3" in capsys.readouterr().err
 
 

@@ -110,3 +110,34 @@ def test_confusion_heatmap_colours_by_row_share_and_shows_counts():
 def test_confusion_heatmap_refuses_a_mismatch():
     with pytest.raises(ValueError, match="3 classes"):
         render.confusion_heatmap(np.eye(2), ["a", "b", "c"])
+
+
+def _sweep(weights: str, accuracy):
+    from featlib.sweep import Sweep
+
+    rng = np.random.default_rng(0)
+    return Sweep(
+        layers=("block1", "block2", "block3"), accuracy=np.array(accuracy),
+        silhouette=np.array([0.0, 0.1, 0.3]), chance=0.5,
+        embeddings=tuple(rng.normal(size=(6, 2)).astype(np.float32) for _ in range(3)),
+        labels=("a", "a", "a", "b", "b", "b"), names=tuple("uvwxyz"), weights=weights,
+    )  # fmt: skip
+
+
+def test_sweep_figure_draws_trained_solid_and_random_dashed():
+    fig = render.sweep_figure([_sweep("trained", [0.6, 0.8, 1.0]), _sweep("random", [0.5] * 3)])
+    assert [t.name for t in fig.data] == [
+        "probe accuracy · trained", "silhouette · trained",
+        "probe accuracy · random", "silhouette · random",
+    ]  # fmt: skip
+    assert [t.line.dash for t in fig.data] == ["solid", "solid", "dash", "dash"]
+    assert list(fig.data[0].y) == [0.6, 0.8, 1.0]
+    with pytest.raises(ValueError, match="at least one"):
+        render.sweep_figure([])
+
+
+def test_sweep_projections_one_panel_per_block_one_legend():
+    fig = render.sweep_projections(_sweep("trained", [0.6, 0.8, 1.0]))
+    assert len(fig.data) == 3 * 2  # blocks x labels
+    assert sum(t.showlegend for t in fig.data) == 2
+    assert [a.text for a in fig.layout.annotations] == ["block1", "block2", "block3"]

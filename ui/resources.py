@@ -41,6 +41,7 @@ __all__ = [
     "imagenet_backbone",
     "imagenet_top_k",
     "kmeans",
+    "layer_sweep",
     "layers",
     "pooled_features",
     "projection",
@@ -265,6 +266,22 @@ def check_report(bb, data: Data, feats: featlib.Features, layer: str) -> featlib
         with st.spinner(f"Checking {len(feats.records)} images…"):
             memo.clear()
             memo[key] = featlib.check_image_set(data.images, feats.records, feats.features[layer])
+    return memo[key]
+
+
+def layer_sweep(bb, data: Data, resize_mode: str) -> featlib.Sweep:
+    """``featlib.layer_sweep`` over every block, with a progress bar; kept for the session."""
+    key = (data.id, bb.key, resize_mode)
+    memo = st.session_state.setdefault(state.SWEEPS, {})
+    if key not in memo:
+        bar, update = _progress_bar(f"every block of {bb.name} ({bb.weights_label})")
+        memo[key] = featlib.layer_sweep(
+            bb, data.images, [i.name for i in block_outputs(bb)], store=_store(),
+            resize_mode=resize_mode, progress=update,
+        )  # fmt: skip
+        bar.empty()
+        while len(memo) > _MEMO_SIZE:
+            memo.pop(next(iter(memo)))
     return memo[key]
 
 

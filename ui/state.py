@@ -9,11 +9,12 @@ are the query-parameter names, so they are short and stable.
 from __future__ import annotations
 
 from collections.abc import Callable, Container
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
-__all__ = ["flag", "url_widget"]
+__all__ = ["Interval", "flag", "url_widget"]
 
 # Sidebar, shared by every page.
 IMAGES = "images"
@@ -66,6 +67,11 @@ THRESHOLD_PREFIX = "t_"  # + issue name, e.g. t_near_duplicates
 EXPORT_CHECKS_CSV = "export_checks_csv"
 EXPORT_CHECKS_HTML = "export_checks_html"
 
+# Teaching.
+SWEEP_RANDOM = "sweep_random"
+RUN_SWEEP = "run_sweep"
+CAM_IMAGE = "cam_image"
+
 # Not widgets: values kept for the session (uploads never leave it).
 UPLOADED = "_uploaded"
 UPLOAD_IDS = "_upload_ids"
@@ -73,8 +79,23 @@ MODEL_FILE = "_model_file"
 FEATURES = "_features"
 STORE_WARNED = "_store_warned"
 CHECK_REPORTS = "_check_reports"
+SWEEPS = "_sweeps"
+SWEEP_RAN = "_sweep_ran"
 
 _MISSING = object()
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The numbers from ``low`` to ``high`` (both included), as ``url_widget``'s ``valid`` for a
+    slider whose range depends on the data: a value from the URL or from another data set that
+    falls outside is replaced by the default instead of crashing the slider. NaN is not in it."""
+
+    low: float
+    high: float
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, (int, float)) and self.low <= value <= self.high
 
 
 def flag(text: str) -> bool:

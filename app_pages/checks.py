@@ -182,20 +182,23 @@ st.subheader("Flagged images")
 galleries_ui(report, images, feats.records)
 
 st.subheader("Export")
-cols = st.columns(2)
-cols[0].download_button(
-    "Report as CSV",
-    report.to_csv(),
-    file_name="featlib-checks.csv",
-    mime="text/csv",
-    key=state.EXPORT_CHECKS_CSV,
-    help="One row per image: a score and a 0/1 flag per issue.",
-)
-cols[1].download_button(
-    "Report as HTML",
-    report.to_html(report_thumbnails(report, images.images, feats.records)),
-    file_name="featlib-checks.html",
-    mime="text/html",
-    key=state.EXPORT_CHECKS_HTML,
-    help="A self-contained page with thumbnails of the flagged images, to share or archive.",
-)
+# Written when a button is clicked (not on every slider move): the HTML report decodes pictures.
+with st.container(horizontal=True):
+    st.download_button(
+        "Report as CSV",
+        report.to_csv,
+        file_name="featlib-checks.csv",
+        mime="text/csv",
+        key=state.EXPORT_CHECKS_CSV,
+        on_click="ignore",
+        help="One row per image: a score and a 0/1 flag per issue.",
+    )
+    st.download_button(
+        "Report as HTML",
+        lambda: report.to_html(report_thumbnails(report, images.images, feats.records)),
+        file_name="featlib-checks.html",
+        mime="text/html",
+        key=state.EXPORT_CHECKS_HTML,
+        on_click="ignore",
+        help="A self-contained page with thumbnails of the flagged images, to share or archive.",
+    )

@@ -337,7 +337,7 @@ CHECKS = "app_pages/checks.py"
 
 
 def test_checks_page_summary_galleries_and_exports():
-    at = app(CHECKS, images="faces", **SMALL)
+    at = app(CHECKS, **SMALL)
     assert not at.exception, at.exception
     summary = at.table[0].value.set_index("issue")
     assert set(summary.index) >= {"Exact duplicates", "Near duplicates", "Outliers", "Blurry"}
@@ -348,7 +348,7 @@ def test_checks_page_summary_galleries_and_exports():
 
 
 def test_checks_threshold_changes_counts_without_recomputing(monkeypatch):
-    at = app(CHECKS, images="faces", **SMALL)
+    at = app(CHECKS, **SMALL)
     before = at.table[0].value.set_index("issue")["images"].astype(int)
     calls = []
     monkeypatch.setattr(featlib, "check_image_set", lambda *a, **k: calls.append(1))
@@ -363,7 +363,7 @@ def test_checks_threshold_changes_counts_without_recomputing(monkeypatch):
 def test_checks_thresholds_from_the_url_are_used_when_in_range():
     url = {"dark": "0.3", "outliers": "99", "near_duplicates": "0.5", "blurry": "nan"}
     keys = {issue: f"{state.THRESHOLD_PREFIX}{issue}" for issue in url}
-    at = app(CHECKS, images="faces", **{keys[i]: v for i, v in url.items()}, **SMALL)
+    at = app(CHECKS, **{keys[i]: v for i, v in url.items()}, **SMALL)
     value = {issue: at.slider(key=keys[issue]).value for issue in url}
     assert value["dark"] == 0.3
     assert value["near_duplicates"] == 0.95  # below the lowest stored pair: the default

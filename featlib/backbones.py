@@ -418,11 +418,21 @@ def file_sha256(path: str | Path) -> str:
     return _file_sha256(str(path), st.st_size, st.st_mtime_ns)
 
 
-def _build(spec: BackboneSpec, weights, include_top: bool, input_size) -> keras.Model:
+# Keras draws every initializer's seed from Python's global random state, so a seeded build
+# is only reproducible when no other build runs at the same time (app sessions are threads).
+_BUILD_LOCK = threading.RLock()
+
+
+def _build(
+    spec: BackboneSpec, weights, include_top: bool, input_size, seed: int | None = None
+) -> keras.Model:
     kwargs = {"weights": weights, "include_top": include_top}
     if not include_top:
         kwargs["input_shape"] = (*input_size, 3)
-    return getattr(keras.applications, spec.constructor)(**kwargs)
+    with _BUILD_LOCK:
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        return getattr(keras.applications, spec.constructor)(**kwargs)
 
 
 def _load_imagenet(spec, include_top, input_size, allow_download):
@@ -529,9 +539,8 @@ def load_backbone(
             raise WeightsUnavailableError(str(exc)) from None
         label = "ImageNet (Keras)"
     elif choice == "random":
-        keras.utils.set_random_seed(int(seed))
         model, wid, label = (
-            _build(spec, None, include_top, size),
+            _build(spec, None, include_top, size, seed=int(seed)),
             f"random:{int(seed)}",
             (f"random init (seed {int(seed)})"),
         )

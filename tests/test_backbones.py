@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+
 import h5py
 import numpy as np
 import pytest
@@ -152,6 +155,23 @@ def test_random_weights_are_seeded():
     np.testing.assert_array_equal(a.model.get_weights()[0], b.model.get_weights()[0])
     assert not np.array_equal(a.model.get_weights()[0], c.model.get_weights()[0])
     assert a.weights_id != c.weights_id
+
+
+def _fingerprint(bb) -> str:
+    return hashlib.sha256(b"".join(w.tobytes() for w in bb.model.get_weights())).hexdigest()
+
+
+@pytest.mark.slow
+def test_seeded_builds_in_threads_at_once_match_builds_one_at_a_time():
+    def build(seed):
+        return _fingerprint(
+            load_backbone("mobilenetv2", weights="random", seed=seed, input_size=(32, 32))
+        )
+
+    alone = [build(seed) for seed in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(build, range(4)))
+    assert together == alone
 
 
 def test_weights_file_for_a_registry_backbone(tmp_path):

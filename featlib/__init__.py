@@ -39,7 +39,7 @@ _EXPORTS = {
         "load_backbone",
         "load_model_file",
     ],
-    "featlib.layers": ["LayerInfo", "block_outputs", "find_layer", "list_layers"],
+    "featlib.layers": ["LayerInfo", "block_outputs", "default_layer", "find_layer", "list_layers"],
     "featlib.extraction": ["Extractor", "Features", "extract", "extract_set"],
     "featlib.store": ["FeatureStore"],
     "featlib.images": [

@@ -291,12 +291,10 @@ def _default_layer(backbone) -> str:
 
 
 def _check_layer(backbone) -> str:
-    """The app's default layer too: the last block but one, whose features group images by
-    what they show better than the last block's (see MEASURED.md on the offline VGG16)."""
-    from featlib.layers import block_outputs
+    """The app's default layer (``featlib.layers.default_layer``)."""
+    from featlib.layers import block_outputs, default_layer, list_layers
 
-    blocks = block_outputs(backbone)
-    return blocks[-2 if len(blocks) > 1 else -1].name
+    return default_layer(list_layers(backbone), block_outputs(backbone))
 
 
 def cmd_backbones(args) -> int:

@@ -26,6 +26,7 @@ from featlib.errors import UnknownLayerError
 __all__ = [
     "LayerInfo",
     "block_outputs",
+    "default_layer",
     "find_layer",
     "layer_outputs",
     "list_layers",
@@ -183,6 +184,27 @@ def find_layer(model, name: str, layers: list[LayerInfo] | None = None) -> Layer
         f"{model_name} has no layer {name!r}.{hint} featlib.list_layers(model) lists all "
         f"{len(names)}."
     )
+
+
+def default_layer(layers: list[LayerInfo], blocks: list[LayerInfo]) -> str:
+    """The layer to look at first: the last block output but one, else the last layer.
+
+    The last block but one groups images by what they show better than the last block does
+    for most backbones (and clearly so for VGG16's offline weights, tuned for edges).
+
+    Args:
+        layers: ``list_layers(model)``.
+        blocks: ``block_outputs(model)``.
+
+    Returns:
+        a layer name.
+
+    Example::
+
+        >>> default_layer(list_layers(vgg16), block_outputs(vgg16))
+        'block4_pool'
+    """
+    return blocks[-2].name if len(blocks) > 1 else layers[-1].name
 
 
 def block_outputs(model) -> list[LayerInfo]:

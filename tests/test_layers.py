@@ -28,6 +28,13 @@ def test_vgg16_receptive_fields_match_the_literature():
     assert (info["block3_conv3"].receptive_field, info["block3_conv3"].stride) == (40, 4)
     assert info["block4_conv1"].block == "block4"
     assert [i.name for i in featlib.block_outputs(bb)] == [f"block{i}_pool" for i in range(1, 6)]
+    assert featlib.default_layer(list_layers(bb), featlib.block_outputs(bb)) == "block4_pool"
+
+
+def test_default_layer_without_blocks_is_the_last_layer(tiny_model):
+    layers = list_layers(tiny_model)
+    assert featlib.default_layer(layers, []) == layers[-1].name
+    assert featlib.default_layer(layers, layers[:1]) == layers[-1].name
 
 
 @pytest.mark.parametrize(

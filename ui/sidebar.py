@@ -129,9 +129,9 @@ def _loaded(model: resources.ModelChoice) -> featlib.Backbone:
 
 
 def _layer_ui(bb: featlib.Backbone) -> str:
-    infos = {info.name: info for info in resources.layers(bb)}
-    blocks = resources.block_outputs(bb)
-    default = blocks[-2].name if len(blocks) > 1 else next(reversed(infos))
+    layers = resources.layers(bb)
+    infos = {info.name: info for info in layers}
+    default = featlib.default_layer(layers, resources.block_outputs(bb))
     return url_widget(
         st.selectbox, "Layer", key=state.LAYER, default=default, options=list(infos),
         format_func=lambda name: layer_label(infos[name]),

@@ -1,0 +1,136 @@
+"""What the browser tests share: a Streamlit server in a subprocess, Chromium, waiting for a
+rerun to end, picking in a select box, and pictures to upload.
+
+Needs /usr/bin/chromium (Debian's package; CI installs it): without it the tests fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+__all__ = ["CHROMIUM", "Server", "choose", "encode_png", "launch", "png", "serve", "settled"]
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+_SCRIPT_STATE = (
+    "document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')"
+)
+_IDLE = f"() => {_SCRIPT_STATE} === 'notRunning'"
+_RUNNING = f"() => {_SCRIPT_STATE} === 'running'"
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running ``streamlit run app.py``.
+
+    Attributes:
+        url: its address, ``http://127.0.0.1:<port>``.
+        log: the file its standard output and error go to.
+        pid: its process id.
+    """
+
+    url: str
+    log: Path
+    pid: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(tmp_path_factory, *options: str):
+    """``streamlit run app.py`` on a free local port, offline, with an empty feature store.
+
+    Args:
+        tmp_path_factory: pytest's, for the store and the log.
+        *options: more command-line options, e.g. ``"--logger.level", "info"``.
+
+    Yields:
+        a ``Server``; it is stopped on exit.
+    """
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FEATLIB_OFFLINE": "1",
+        "FEATLIB_CACHE_DIR": str(tmp_path_factory.mktemp("store")),
+    }
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+        "--server.port", str(port), "--server.fileWatcherType", "none", "--server.headless", "true",
+        *options,
+    ]  # fmt: skip
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"streamlit did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+    try:
+        yield Server(url, log, process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def launch(playwright):
+    """Debian's headless Chromium, started by ``playwright`` (one ``sync_playwright()``)."""
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: install Debian's chromium package"
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+
+
+def settled(page) -> float:
+    """Wait for the rerun an action started (if it has not ended already) to end; return the
+    seconds from the call to the end of the run."""
+    start = time.perf_counter()
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(_RUNNING, timeout=1000, polling=20)
+    page.wait_for_function(_IDLE, polling=20)
+    return time.perf_counter() - start
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the select box labelled ``label`` by typing to search."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.click()
+    box.fill(option)
+    page.get_by_role("option").filter(has_text=option).first.click()
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """The PNG file of a uint8 array of shape (height, width, 3)."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def png(seed: int) -> bytes:
+    """A 128×96 PNG: red and green gradients, blue noise drawn from ``seed``."""
+    y, x = np.mgrid[0:96, 0:128]
+    rng = np.random.default_rng(seed)
+    return encode_png(np.stack([x * 2, y * 2, rng.integers(0, 255, x.shape)], -1).astype(np.uint8))

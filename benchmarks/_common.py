@@ -23,7 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from featlib.cli import format_table
 
-__all__ = ["format_table", "interleaved", "jpeg_files", "machine", "timed", "write_files"]
+ROOT = Path(__file__).resolve().parents[1]
+
+__all__ = ["ROOT", "format_table", "interleaved", "jpeg_files", "machine", "timed", "write_files"]
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -64,6 +64,75 @@ def sweep_tab(choices, bb) -> None:
         st.plotly_chart(render.sweep_projections(sweep), key=f"sweep_projection_{sweep.weights}")
 
 
+EXPLAIN_CHANNEL = """
+**What am I looking at?** A channel is one feature detector of a layer. Its **feature map**
+says where in an image it fired. Below are the images of your set that made it fire most,
+each with the **patch it sees**: a layer's output position only looks at a square of the
+input, its *receptive field*, which grows with depth (from a few pixels to most of the image).
+Cut around the strongest position, that patch is what the channel responds to.
+
+The last picture is **made** for the channel: starting from grey noise, the image is nudged
+step by step in the direction that raises the channel's activation (gradient ascent), with a
+little random shifting (jitter) and a penalty on pixel noise (total variation) so that the
+pattern, not static, emerges.
+"""
+
+
+def channel_tab(choices, bb) -> None:
+    st.markdown(EXPLAIN_CHANNEL)
+    images = data.required(choices.images)
+    info = featlib.find_layer(bb, choices.layer, resources.layers(bb))
+    if not info.spatial:
+        st.info(f"{choices.layer} has no spatial output; pick a convolution or pooling layer.")
+        return
+    channel = url_widget(
+        st.number_input, f"Channel of {choices.layer} (0-{info.channels - 1})",
+        key=state.CHANNEL_INDEX, default=0, parse=int, valid=range(info.channels),
+        min_value=0, max_value=info.channels - 1, step=1,
+        help="Which feature detector to look at. The Feature maps page shows the strongest ones.",
+    )  # fmt: skip
+    hits = resources.channel_hits(bb, images, choices.layer, channel, choices.resize_mode)
+    st.caption(
+        f"Receptive field of {choices.layer}: {info.receptive_field} px of the "
+        f"{bb.input_size[0]} px input."
+    )
+    names = [r.name for r in hits.records]
+    st.image(
+        [render.square(crop, 96) for crop in hits.crops],
+        caption=[f"{n} · peak {p:.3g}" for n, p in zip(names, hits.peaks, strict=True)],
+        width=96,
+    )
+    inputs = images.images.load_batch(hits.records, bb.input_size, choices.resize_mode)
+    st.image(
+        [render.overlay(img, heat) for img, heat in zip(inputs, hits.maps, strict=True)],
+        caption=[f"map on {n}" for n in names], width=96,
+    )  # fmt: skip
+    if len(hits.class_means) > 1:
+        st.caption("Mean activation of the channel per label, over the whole set")
+        st.bar_chart({str(k): v for k, v in hits.class_means.items()}, horizontal=True)
+    with st.expander("Make an image for this channel: settings"):
+        cols = st.columns(5)
+        side = url_widget(cols[0].select_slider, "Size (px)", key=state.MAX_SIDE, default=128,
+                          options=[64, 96, 128, 160, 224], parse=int)  # fmt: skip
+        steps = url_widget(cols[1].slider, "Steps", key=state.MAX_STEPS, default=40, parse=int,
+                           valid=range(5, 201), min_value=5, max_value=200)  # fmt: skip
+        step_size = url_widget(cols[2].slider, "Step size", key=state.MAX_STEP_SIZE, default=8.0,
+                               parse=float, min_value=1.0, max_value=32.0)  # fmt: skip
+        jitter = url_widget(cols[3].slider, "Jitter (px)", key=state.MAX_JITTER, default=4,
+                            parse=int, valid=range(0, 17), min_value=0, max_value=16)  # fmt: skip
+        tv = url_widget(cols[4].slider, "Smoothness (TV)", key=state.MAX_TV, default=1.0,
+                        parse=float, min_value=0.0, max_value=10.0)  # fmt: skip
+    if st.button("Make an image for this channel", key=state.MAKE_IMAGE):
+        made = resources.maximized(
+            choices.model, bb, choices.layer, channel, side, (steps, step_size, jitter, tv)
+        )
+        st.image(
+            made.image, width=224,
+            caption=f"channel {channel}: mean activation {made.start:.3g} on the noise, "
+            f"{made.final:.3g} on this image",
+        )  # fmt: skip
+
+
 def cam_tab(choices, bb) -> None:
     st.markdown(EXPLAIN_CAM)
     images = data.required(choices.images)
@@ -96,11 +165,19 @@ bb = resources.backbone(choices.model)
 
 st.title("Teaching")
 st.caption(
-    "Two questions a first course on convolutional networks asks: where does meaning emerge, "
-    "and where did the network look?"
+    "Questions a first course on convolutional networks asks: where does meaning emerge, what "
+    "does one channel look for, and where did the network look?"
 )
-sweep, cam = st.tabs(["Where meaning emerges (layer sweep)", "Why did it decide (Grad-CAM)"])
+sweep, channel, cam = st.tabs(
+    [
+        "Where meaning emerges (layer sweep)",
+        "What a channel looks for",
+        "Why did it decide (Grad-CAM)",
+    ]
+)
 with sweep:
     sweep_tab(choices, bb)
+with channel:
+    channel_tab(choices, bb)
 with cam:
     cam_tab(choices, bb)

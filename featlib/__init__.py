@@ -73,6 +73,13 @@ _EXPORTS = {
     "featlib.export": ["coordinates_csv", "projector_zip", "vectors_npz"],
     "featlib.maps": ["ChannelStats", "channel_stats", "top_channels"],
     "featlib.saliency": ["GradCam", "gradcam"],
+    "featlib.channels": [
+        "ChannelHits",
+        "Maximized",
+        "maximize_channel",
+        "receptive_field_box",
+        "top_activations",
+    ],
     "featlib.sweep": ["Sweep", "layer_sweep", "sweep_scores"],
 }
 

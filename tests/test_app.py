@@ -392,3 +392,21 @@ def test_teaching_gradcam_overlay():
     assert any(c.startswith("Grad-CAM at") and "last-layer channel" in c for c in captions)
     at.selectbox(key=state.CAM_IMAGE).set_value("coffee.png").run()
     assert not at.exception, at.exception
+
+
+def test_teaching_channel_explorer_top_images_and_a_made_image():
+    at = app(TEACHING, unit="3", max_steps="5", max_side="64", **SMALL)
+    assert not at.exception, at.exception
+    captions = [img.caption for e in at.get("image") for img in e.proto.imgs]
+    assert sum("· peak" in c for c in captions) == 8
+    assert sum(c.startswith("map on") for c in captions) == 8
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # mean per label
+    at.button(key=state.MAKE_IMAGE).click().run()
+    assert not at.exception, at.exception
+    made = [
+        img.caption
+        for e in at.get("image")
+        for img in e.proto.imgs
+        if "on the noise" in img.caption
+    ]
+    assert len(made) == 1 and made[0].startswith("channel 3:")

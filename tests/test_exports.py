@@ -22,7 +22,8 @@ PUBLIC = [
     "list_samples", "load_backbone", "load_model_file", "load_samples", "nearest", "nearest_all",
     "open_source", "order_by_label", "procrustes_align", "project", "projector_zip",
     "report_thumbnails", "resize_image", "similarity_matrix", "top_channels", "vectors_npz",
-    "Sweep", "layer_sweep", "sweep_scores",
+    "Sweep", "layer_sweep", "sweep_scores", "ChannelHits", "Maximized", "maximize_channel",
+    "receptive_field_box", "top_activations",
     "warm_up_umap",
 ]  # fmt: skip
 

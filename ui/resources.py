@@ -26,6 +26,7 @@ from streamlit.logger import get_logger
 
 import featlib
 from featlib import imagenet, render
+from featlib.channels import maximize_channel, top_activations
 from featlib.cluster import kmeans_labels
 from ui import state
 from ui.data import Data, required
@@ -35,6 +36,7 @@ __all__ = [
     "ModelFile",
     "backbone",
     "block_outputs",
+    "channel_hits",
     "check_report",
     "extractor",
     "feature_maps",
@@ -43,6 +45,7 @@ __all__ = [
     "kmeans",
     "layer_sweep",
     "layers",
+    "maximized",
     "pooled_features",
     "projection",
     "save_model_file",
@@ -283,6 +286,43 @@ def layer_sweep(bb, data: Data, resize_mode: str) -> featlib.Sweep:
         while len(memo) > _MEMO_SIZE:
             memo.pop(next(iter(memo)))
     return memo[key]
+
+
+def channel_hits(bb, data: Data, layer: str, channel: int, resize_mode: str):
+    """``featlib.channels.top_activations`` (8 images), kept for the session."""
+    key = (data.id, bb.key, layer, channel, resize_mode)
+    memo = st.session_state.setdefault(state.CHANNEL_HITS, {})
+    if key not in memo:
+        with st.spinner(f"Running {len(data.images.ok)} images through {layer}…"):
+            memo[key] = top_activations(
+                bb, data.images, layer, channel, k=8, resize_mode=resize_mode
+            )
+        while len(memo) > _MEMO_SIZE:
+            memo.pop(next(iter(memo)))
+    return memo[key]
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _at_size(backbone: str, weights: str, seed: int, side: int) -> featlib.Backbone:
+    return featlib.load_backbone(backbone, weights=weights, seed=seed, input_size=(side, side))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _maximized(key: str, layer: str, channel: int, settings: tuple, _bb):
+    steps, step_size, jitter, tv_weight = settings
+    return maximize_channel(
+        _bb, layer, channel, steps=steps, step_size=step_size, jitter=jitter, tv_weight=tv_weight
+    )
+
+
+def maximized(choice: ModelChoice, bb, layer: str, channel: int, side: int, settings: tuple):
+    """An image made to excite the channel; registry backbones run at ``side`` pixels, users'
+    models at their own size. ``settings``: (steps, step size, jitter, TV weight)."""
+    resizable = bb.weights in ("imagenet", "offline", "random") and choice.file is None
+    if resizable and featlib.get_spec(choice.backbone).min_size <= side:
+        bb = _at_size(choice.backbone, bb.weights, choice.seed, side)
+    with st.spinner("Gradient ascent on the input…"):
+        return _maximized(bb.key + f"|{bb.input_size}", layer, channel, settings, bb)
 
 
 @st.cache_resource(show_spinner=False)

@@ -71,6 +71,13 @@ EXPORT_CHECKS_HTML = "export_checks_html"
 SWEEP_RANDOM = "sweep_random"
 RUN_SWEEP = "run_sweep"
 CAM_IMAGE = "cam_image"
+CHANNEL_INDEX = "unit"
+MAX_STEPS = "max_steps"
+MAX_STEP_SIZE = "max_step"
+MAX_JITTER = "max_jitter"
+MAX_TV = "max_tv"
+MAX_SIDE = "max_side"
+MAKE_IMAGE = "make_image"
 
 # Not widgets: values kept for the session (uploads never leave it).
 UPLOADED = "_uploaded"
@@ -81,6 +88,7 @@ STORE_WARNED = "_store_warned"
 CHECK_REPORTS = "_check_reports"
 SWEEPS = "_sweeps"
 SWEEP_RAN = "_sweep_ran"
+CHANNEL_HITS = "_channel_hits"
 
 _MISSING = object()
 

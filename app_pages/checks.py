@@ -6,6 +6,7 @@ import ui
 from featlib import render
 from featlib.checks import report_thumbnails
 from ui import resources, state
+from ui.explain import explain
 from ui.state import Interval, url_widget
 
 GALLERY_ROWS = 24
@@ -174,6 +175,7 @@ st.caption(
     f"issues use the pooled {choices.layer} features; image quality uses the pixels. Moving a "
     "threshold recomputes nothing."
 )
+explain("checks")
 images, feats, x = resources.set_features(bb, choices)
 report = threshold_ui(resources.check_report(bb, images, feats, choices.layer))
 if report.separability is not None:

@@ -8,6 +8,7 @@ import ui
 from featlib import render
 from featlib.maps import channel_stats, top_channels
 from ui import data, resources, state
+from ui.explain import explain
 from ui.state import url_widget
 
 COMPARE = {"none": "nothing", "image": "another image", "weights": "other weights"}
@@ -109,6 +110,7 @@ st.caption(
     "Each channel of a layer is a map of where one learned pattern was found in the image. "
     "Early layers find edges and colours; later ones, textures and parts of objects."
 )
+explain("feature_maps")
 images = data.required(choices.images)
 top = st.columns([2, 3])
 with top[0]:

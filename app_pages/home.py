@@ -4,6 +4,7 @@ import streamlit as st
 
 import ui
 from ui import data, resources, state
+from ui.explain import lesson
 
 GALLERY_SIZE = 60
 
@@ -20,6 +21,9 @@ links[1].page_link("app_pages/projections.py", label="Projections", icon=":mater
 links[2].page_link("app_pages/neighbours.py", label="Neighbours", icon=":material/join_inner:")
 links[3].page_link("app_pages/checks.py", label="Checks", icon=":material/fact_check:")
 links[4].page_link("app_pages/model.py", label="Model", icon=":material/account_tree:")
+
+with st.expander("Teaching a class? A lesson in six steps, with the bundled pictures"):
+    lesson()
 
 choices = ui.sidebar()
 

@@ -10,6 +10,7 @@ import ui
 from featlib import render
 from featlib.images import decode_image, resize_image
 from ui import resources, state
+from ui.explain import explain
 from ui.state import url_widget
 
 MATRIX_SIZE = 1000  # larger sets are shown as an even sample, grouped by label
@@ -62,6 +63,7 @@ st.caption(
     f"The images whose pooled {choices.layer} vectors point the same way as the query's (cosine "
     "similarity: 1 is the same direction, 0 unrelated)."
 )
+explain("neighbours")
 images, feats, x = resources.set_features(bb, choices)
 index, k = query_ui(feats.records, len(x))
 if index is None:

@@ -5,6 +5,7 @@ import streamlit as st
 import ui
 from featlib import export, imagenet, render
 from ui import resources, state
+from ui.explain import explain
 from ui.state import url_widget
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -116,6 +117,7 @@ st.caption(
     f"Every image as one point, from its pooled {choices.layer} vector: images the layer finds "
     "similar land close together. Click a point, or draw a box or lasso, to see the images."
 )
+explain("projections")
 images, feats, x = resources.set_features(bb, choices)
 predictions = choices.model.file is None and imagenet.unavailable_reason(bb.name) is None
 options = projection_ui(len(x), predictions)

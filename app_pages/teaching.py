@@ -6,36 +6,12 @@ import featlib
 import ui
 from featlib import render
 from ui import data, resources, state
+from ui.explain import explain, lesson
 from ui.state import url_widget
-
-EXPLAIN_SWEEP = """
-**What am I looking at?** Each block of the network turns the image into a new set of
-features. For every block we ask a simple question: *can a straight line (a linear probe)
-tell the labels apart using only these features?* The **probe accuracy** is the share of
-images it gets right on images it was not fitted on (cross-validation); the dotted line is
-chance. The **silhouette** (−1 to 1) says how tightly images of one label cluster together.
-
-Early blocks see edges and colours, later ones textures and parts of objects, so the curve
-usually rises with depth — **for trained weights**. The dashed lines are the same network with
-**random weights**: same architecture, nothing learned. The gap between them is what training
-added. The small plots below show the whole set at each block (PCA, each aligned to the one
-before), so you can watch the labels pull apart.
-"""
-
-EXPLAIN_CAM = """
-**What am I looking at?** Grad-CAM asks: *which places in the image made the score go up?*
-It takes the chosen layer's feature maps, weighs each channel by how much the score would
-change if that channel were stronger (its gradient), adds them up and keeps the positive
-part. Bright means "evidence for the target was found here". A layer closer to the output gives
-coarser but more meaningful maps; an early layer gives sharp maps of simple patterns.
-
-For a classifier the target is a class; for a feature extractor (no classifier on top) it is
-the strongest channel of the last layer — "what the deepest features respond to most".
-"""
 
 
 def sweep_tab(choices, bb) -> None:
-    st.markdown(EXPLAIN_SWEEP)
+    explain("sweep")
     images = data.required(choices.images, min_images=4)
     if any(label is None for label in images.images.labels):
         st.info(
@@ -64,22 +40,8 @@ def sweep_tab(choices, bb) -> None:
         st.plotly_chart(render.sweep_projections(sweep), key=f"sweep_projection_{sweep.weights}")
 
 
-EXPLAIN_CHANNEL = """
-**What am I looking at?** A channel is one feature detector of a layer. Its **feature map**
-says where in an image it fired. Below are the images of your set that made it fire most,
-each with the **patch it sees**: a layer's output position only looks at a square of the
-input, its *receptive field*, which grows with depth (from a few pixels to most of the image).
-Cut around the strongest position, that patch is what the channel responds to.
-
-The last picture is **made** for the channel: starting from grey noise, the image is nudged
-step by step in the direction that raises the channel's activation (gradient ascent), with a
-little random shifting (jitter) and a penalty on pixel noise (total variation) so that the
-pattern, not static, emerges.
-"""
-
-
 def channel_tab(choices, bb) -> None:
-    st.markdown(EXPLAIN_CHANNEL)
+    explain("channel")
     images = data.required(choices.images)
     info = featlib.find_layer(bb, choices.layer, resources.layers(bb))
     if not info.spatial:
@@ -134,7 +96,7 @@ def channel_tab(choices, bb) -> None:
 
 
 def cam_tab(choices, bb) -> None:
-    st.markdown(EXPLAIN_CAM)
+    explain("cam")
     images = data.required(choices.images)
     info = featlib.find_layer(bb, choices.layer, resources.layers(bb))
     if not info.spatial:
@@ -168,6 +130,8 @@ st.caption(
     "Questions a first course on convolutional networks asks: where does meaning emerge, what "
     "does one channel look for, and where did the network look?"
 )
+with st.expander("A lesson in six steps, with the bundled pictures"):
+    lesson()
 sweep, channel, cam = st.tabs(
     [
         "Where meaning emerges (layer sweep)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -410,3 +411,22 @@ def test_teaching_channel_explorer_top_images_and_a_made_image():
         if "on the noise" in img.caption
     ]
     assert len(made) == 1 and made[0].startswith("channel 3:")
+
+
+def test_the_lesson_links_open_real_pages_with_real_settings():
+    from ui import explain
+
+    keys = {v for k, v in vars(state).items() if k.isupper() and isinstance(v, str)}
+    pages = {p.stem for p in (Path(__file__).parents[1] / "app_pages").glob("*.py")}
+    for _, page, params, _ in explain.LESSON:
+        assert page in pages
+        assert set(params) | set(explain.BASE) <= keys
+    at = app()
+    assert texts(at.markdown).count("](/") == len(explain.LESSON)
+
+
+@pytest.mark.parametrize("page", [FEATURE_MAPS, PROJECTIONS, NEIGHBOURS, CHECKS, TEACHING])
+def test_every_page_explains_itself(page):
+    at = app(page, **SMALL)
+    assert not at.exception, at.exception
+    assert "What am I looking at?" in [e.label for e in at.expander]

@@ -4,7 +4,7 @@ import streamlit as st
 
 import featlib
 import ui
-from featlib import render
+from featlib import imagenet, render
 from ui import data, resources, state
 from ui.explain import explain, lesson
 from ui.state import url_widget
@@ -108,16 +108,37 @@ def cam_tab(choices, bb) -> None:
         help="The image to explain. Type to search.",
     )  # fmt: skip
     record = images.images.ok[names.index(name)]
+    if bb.weights == "imagenet" and imagenet.unavailable_reason(bb.name) is None:
+        bb = resources.imagenet_backbone(bb.name)  # the same weights with their classifier
     image = images.images.load(record, size=bb.input_size, resize_mode=choices.resize_mode)
-    cam = featlib.gradcam(bb, image, choices.layer)
+    predicted = featlib.gradcam(bb, image, choices.layer)
+    target = predicted.target
+    if predicted.target_kind == "class":
+        n_classes = int(bb.model.outputs[0].shape[-1])
+        labels = imagenet.class_names() if n_classes == 1000 and bb.weights == "imagenet" else None
+        target = st.selectbox(
+            "Explain the class", range(n_classes), index=predicted.target, key=state.CAM_TARGET,
+            format_func=lambda c: f"{c}: {labels[c]}" if labels else f"class {c}",
+            help="The predicted class comes first; pick another to see where its evidence is.",
+        )  # fmt: skip
+    else:
+        st.caption(
+            "No classifier on top of this network: Grad-CAM explains the strongest channel of "
+            "its last layer. With ImageNet weights (Model page) it explains ImageNet classes."
+        )
+    cam = (
+        predicted
+        if target == predicted.target
+        else featlib.gradcam(bb, image, choices.layer, target)
+    )
     left, right = st.columns(2)
     left.image(image, caption="What the network receives", width="stretch")
-    target = (
+    what = (
         f"class {cam.target}" if cam.target_kind == "class" else f"last-layer channel #{cam.target}"
     )
     right.image(
         render.overlay(image, cam.heatmap),
-        caption=f"Grad-CAM at {choices.layer} for {target} (score {cam.score:.3g})",
+        caption=f"Grad-CAM at {choices.layer} for {what} (score {cam.score:.3g})",
         width="stretch",
     )
 

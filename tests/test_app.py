@@ -430,3 +430,32 @@ def test_every_page_explains_itself(page):
     at = app(page, **SMALL)
     assert not at.exception, at.exception
     assert "What am I looking at?" in [e.label for e in at.expander]
+
+
+def test_teaching_gradcam_for_a_users_classifier_and_an_imagenet_top(tmp_path, fake_imagenet):
+    at = app(TEACHING, weights="file", layer="conv2")
+    at.file_uploader(key=state.WEIGHTS_FILE).set_value(
+        ("tiny.keras", tiny_model_file(tmp_path), "application/octet-stream")
+    ).run()
+    at.selectbox(key=state.LAYER).set_value("conv2").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key=state.CAM_TARGET).options == ["class 0", "class 1"]
+    at.selectbox(key=state.CAM_TARGET).set_value(1).run()
+    captions = [img.caption for e in at.get("image") for img in e.proto.imgs]
+    assert any(c.startswith("Grad-CAM at conv2 for class 1") for c in captions)
+
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from featlib.backbones import get_spec
+
+    notop = keras.applications.MobileNetV2(weights=None, include_top=False)
+    with h5py.File(fake_imagenet / get_spec("mobilenetv2").imagenet_files[0], "w") as h5:
+        legacy_h5_format.save_weights_to_hdf5_group(h5, notop)
+    at = app(TEACHING, backbone="mobilenetv2", weights="imagenet")
+    assert not at.exception, at.exception
+    assert at.selectbox(key=state.CAM_TARGET).options[5] == "5: class_5"
+    at = app(TEACHING, **SMALL)  # random weights: no classifier to explain
+    assert state.CAM_TARGET not in [box.key for box in at.selectbox]  # no class to choose
+    assert "strongest channel" in texts(at.caption)

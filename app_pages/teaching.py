@@ -40,13 +40,23 @@ def sweep_tab(choices, bb) -> None:
         st.plotly_chart(render.sweep_projections(sweep), key=f"sweep_projection_{sweep.weights}")
 
 
-def channel_tab(choices, bb) -> None:
-    explain("channel")
+def spatial_layer_ui(choices, bb):
+    """The image set and the chosen layer's ``LayerInfo``; None, with a note, for a layer that
+    has no spatial map."""
     images = data.required(choices.images)
     info = featlib.find_layer(bb, choices.layer, resources.layers(bb))
     if not info.spatial:
         st.info(f"{choices.layer} has no spatial output; pick a convolution or pooling layer.")
+        return None
+    return images, info
+
+
+def channel_tab(choices, bb) -> None:
+    explain("channel")
+    picked = spatial_layer_ui(choices, bb)
+    if picked is None:
         return
+    images, info = picked
     channel = url_widget(
         st.number_input, f"Channel of {choices.layer} (0-{info.channels - 1})",
         key=state.CHANNEL_INDEX, default=0, parse=int, valid=range(info.channels),
@@ -97,11 +107,10 @@ def channel_tab(choices, bb) -> None:
 
 def cam_tab(choices, bb) -> None:
     explain("cam")
-    images = data.required(choices.images)
-    info = featlib.find_layer(bb, choices.layer, resources.layers(bb))
-    if not info.spatial:
-        st.info(f"{choices.layer} has no spatial output; pick a convolution or pooling layer.")
+    picked = spatial_layer_ui(choices, bb)
+    if picked is None:
         return
+    images = picked[0]
     names = [r.name for r in images.images.ok]
     name = url_widget(
         st.selectbox, "Image", key=state.CAM_IMAGE, default=names[0], options=names,

@@ -400,7 +400,11 @@ def extract_set(
     if progress:
         progress(done, total)
     failed: dict[str, object] = {}
-    chunks = [todo[i : i + ex.batch_size] for i in range(0, len(todo), ex.batch_size)]
+    # The first batch cannot overlap any decoding: keep it small, so the network starts early
+    # and the next batches are decoded while it runs.
+    first = max(1, ex.batch_size // 4)
+    chunks = [todo[:first]] if todo else []
+    chunks += [todo[i : i + ex.batch_size] for i in range(first, len(todo), ex.batch_size)]
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = (
             pool.submit(_read_batch, image_set, chunks[0], size, resize_mode) if chunks else None

@@ -35,9 +35,17 @@ def sweep_tab(choices, bb) -> None:
         random = resources.backbone(resources.ModelChoice(choices.model.backbone, "random"))
         sweeps.append(resources.layer_sweep(random, images, choices.resize_mode))
     st.plotly_chart(render.sweep_figure(sweeps), key="sweep")
-    for sweep in sweeps:
-        st.caption(f"{sweep.weights}: the set at each block")
-        st.plotly_chart(render.sweep_projections(sweep), key=f"sweep_projection_{sweep.weights}")
+    view = url_widget(
+        st.radio, "The set at each block", key=state.SWEEP_VIEW, default="side by side",
+        options=["side by side", "animated"], horizontal=True,
+        help="Animated: press Play or drag the slider, and each image glides from block to block.",
+    )  # fmt: skip
+    animated = view == "animated"
+    draw = render.sweep_animation if animated else render.sweep_projections
+    places = st.columns(len(sweeps)) if animated else [st.container() for _ in sweeps]
+    for place, sweep in zip(places, sweeps, strict=True):
+        place.caption(f"{sweep.weights}: the set at each block")
+        place.plotly_chart(draw(sweep), key=f"sweep_{view}_{sweep.weights}")
 
 
 def spatial_layer_ui(choices, bb):

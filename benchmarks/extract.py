@@ -11,11 +11,13 @@ change speed), on the same decoded images, the pooled output of the last block b
   (decode, resize, forward, pool; decoding overlaps the forward pass), against the bare forward
   pass on arrays already in memory (same extractor, batch and precision).
 
+Contenders are warmed up first (tracing stays out of the timings) and timed in turn, the order
+rotated every repeat; the table gives medians as images/s and as ratios measured in this run.
 Then VGG16's fp32 compute rate against this machine's fp32 matmul rate, and the cosine similarity
 of bf16 to fp32 pooled vectors on the bundled photos with VGG16's offline (trained) weights.
 
-    FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/extract.py          # 64 images, 2 repeats
-    FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/extract.py --quick  # 32 images, 1 repeat
+    FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/extract.py          # 64 images, 3 repeats
+    FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/extract.py --quick  # 32 images, 2 repeats
 """
 
 from __future__ import annotations
@@ -132,10 +134,10 @@ def bench_model(name: str, layer: str, folder: Path, repeats: int) -> tuple[list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="32 images, one repeat")
+    parser.add_argument("--quick", action="store_true", help="32 images, 2 repeats")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args()
-    n, repeats = (32, 1) if args.quick else (64, 2)
+    n, repeats = (32, 2) if args.quick else (64, 3)
     print(f"# extract: {n} images at {SIZE[0]}x{SIZE[1]}, {repeats} repeat(s); {machine()}")
     rows, vgg_rate = [], None
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,7 +153,7 @@ def main() -> None:
             f"VGG16 fp32 convolutions: {vgg_rate:.0f} GFLOP/s = {vgg_rate / peak:.0%} of this "
             f"machine's fp32 matmul rate ({peak:.0f} GFLOP/s)"
         )
-    print(f"bf16 vs fp32, VGG16 offline weights, 10 photos: min cosine {bf16_cosine():.5f}")
+    print(f"bf16 vs fp32, VGG16 offline weights, 10 photos: min cosine {bf16_cosine():.6f}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ __all__ = [
     "scatter",
     "similarity_heatmap",
     "square",
+    "sweep_animation",
     "sweep_figure",
     "sweep_projections",
 ]
@@ -460,6 +461,25 @@ def sweep_figure(sweeps: Sequence) -> go.Figure:
     return fig
 
 
+def _sweep_traces(sweep, embedding: np.ndarray, showlegend: bool, size: int) -> list[go.Scatter]:
+    """One scatter per label (in natural order) of one block's embedding; rows keep the set's
+    order within a label, so that the same trace index is the same images in every block."""
+    categories = _category_names(sweep.labels)
+    palette = plotly.colors.qualitative.Plotly
+    traces = []
+    for k, category in enumerate(sorted(set(categories), key=_natural)):
+        rows = [j for j, c in enumerate(categories) if c == category]
+        traces.append(
+            go.Scatter(
+                x=embedding[rows, 0], y=embedding[rows, 1], mode="markers", name=category,
+                legendgroup=category, showlegend=showlegend,
+                marker=dict(size=size, color=palette[k % len(palette)]),
+                text=[sweep.names[j] for j in rows], hovertemplate="%{text}<extra></extra>",
+            )
+        )  # fmt: skip
+    return traces
+
+
 def sweep_projections(sweep) -> go.Figure:
     """The set's 2-D projection at each block, side by side, coloured by label.
 
@@ -473,22 +493,66 @@ def sweep_projections(sweep) -> go.Figure:
 
     n = len(sweep.layers)
     fig = make_subplots(rows=1, cols=n, subplot_titles=list(sweep.layers), horizontal_spacing=0.02)
-    categories = _category_names(sweep.labels)
-    order = sorted(set(categories), key=_natural)
-    palette = plotly.colors.qualitative.Plotly
     for col, embedding in enumerate(sweep.embeddings, start=1):
-        for k, category in enumerate(order):
-            rows = [j for j, c in enumerate(categories) if c == category]
-            fig.add_trace(
-                go.Scatter(
-                    x=embedding[rows, 0], y=embedding[rows, 1], mode="markers", name=category,
-                    legendgroup=category, showlegend=col == 1,
-                    marker=dict(size=5, color=palette[k % len(palette)]),
-                    text=[sweep.names[j] for j in rows], hovertemplate="%{text}<extra></extra>",
-                ),
-                row=1, col=col,
-            )  # fmt: skip
+        for trace in _sweep_traces(sweep, embedding, showlegend=col == 1, size=5):
+            fig.add_trace(trace, row=1, col=col)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def sweep_animation(sweep, duration_ms: int = 900) -> go.Figure:
+    """The set's 2-D projection block by block as an animation: press play or drag the slider,
+    and each image's point glides from where one block puts it to where the next one does.
+
+    Args:
+        sweep: a ``featlib.Sweep`` (its embeddings are already aligned block to block, so the
+            motion shows what changes, not an arbitrary rotation).
+        duration_ms: milliseconds per block, half of them spent moving.
+
+    Returns:
+        ``plotly.graph_objects.Figure`` showing the first block, with one frame per block
+        (named after its layer), a play button and a slider; the axes hold every block's points.
+
+    Example::
+
+        >>> fig = sweep_animation(sweep)
+        >>> [f.name for f in fig.frames] == list(sweep.layers)
+        True
+    """
+    every = np.concatenate(sweep.embeddings)
+    low, high = every.min(axis=0), every.max(axis=0)
+    pad = 0.05 * np.maximum(high - low, 1e-6)
+    frames = [
+        go.Frame(name=layer, data=_sweep_traces(sweep, embedding, showlegend=True, size=9))
+        for layer, embedding in zip(sweep.layers, sweep.embeddings, strict=True)
+    ]
+    fig = go.Figure(data=frames[0].data, frames=frames)
+    glide = dict(duration=duration_ms // 2, easing="cubic-in-out")
+    play = dict(
+        frame=dict(duration=duration_ms, redraw=False), mode="immediate", fromcurrent=True,
+        transition=glide,
+    )  # fmt: skip
+    pause = dict(
+        frame=dict(duration=0, redraw=False), mode="immediate", transition=dict(duration=0)
+    )
+    buttons = [
+        dict(label="▶ Play", method="animate", args=[None, play]),
+        dict(label="❚❚ Pause", method="animate", args=[[None], pause]),
+    ]
+    steps = [dict(label=layer, method="animate", args=[[layer], play]) for layer in sweep.layers]
+    fig.update_layout(
+        height=500, margin=dict(l=10, r=10, t=10, b=90),
+        xaxis=dict(range=[low[0] - pad[0], high[0] + pad[0]], showticklabels=False),
+        yaxis=dict(range=[low[1] - pad[1], high[1] + pad[1]], showticklabels=False),
+        updatemenus=[dict(
+            type="buttons", buttons=buttons, direction="left",
+            x=0, y=-0.04, xanchor="left", yanchor="top",
+        )],
+        sliders=[dict(
+            steps=steps, transition=glide, currentvalue=dict(prefix="block: "),
+            x=0.2, len=0.8, y=-0.02, yanchor="top",
+        )],
+    )  # fmt: skip
     return fig

@@ -141,3 +141,22 @@ def test_sweep_projections_one_panel_per_block_one_legend():
     assert len(fig.data) == 3 * 2  # blocks x labels
     assert sum(t.showlegend for t in fig.data) == 2
     assert [a.text for a in fig.layout.annotations] == ["block1", "block2", "block3"]
+
+
+def test_sweep_animation_one_frame_per_block_same_images_per_trace():
+    sweep = _sweep("trained", [0.6, 0.8, 1.0])
+    fig = render.sweep_animation(sweep)
+    assert [f.name for f in fig.frames] == list(sweep.layers)
+    assert [s.label for s in fig.layout.sliders[0].steps] == list(sweep.layers)
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ Play", "❚❚ Pause"]
+    labels, names = np.array(sweep.labels), np.array(sweep.names)
+    for frame, embedding in zip(fig.frames, sweep.embeddings, strict=True):
+        assert [t.name for t in frame.data] == ["a", "b"]
+        for trace in frame.data:
+            np.testing.assert_array_equal(trace.x, embedding[labels == trace.name, 0])
+            np.testing.assert_array_equal(trace.y, embedding[labels == trace.name, 1])
+            assert list(trace.text) == names[labels == trace.name].tolist()
+    np.testing.assert_array_equal(fig.data[0].x, fig.frames[0].data[0].x)
+    every = np.concatenate(sweep.embeddings)
+    for axis, column in ((fig.layout.xaxis, every[:, 0]), (fig.layout.yaxis, every[:, 1])):
+        assert axis.range[0] < column.min() and column.max() < axis.range[1]

@@ -58,7 +58,8 @@ Early blocks see edges and colours, later ones textures and parts of objects, so
 usually rises with depth — **for trained weights**. The dashed lines are the same network with
 **random weights**: same architecture, nothing learned. The gap between them is what training
 added. The small plots below show the whole set at each block (PCA, each aligned to the one
-before), so you can watch the labels pull apart.
+before), so you can watch the labels pull apart; "animated" shows one block at a time, and on
+Play each image's dot glides to where the next block puts it.
 """,
     "cam": """
 Grad-CAM asks: *which places in the image made the score go up?*

@@ -69,6 +69,7 @@ EXPORT_CHECKS_HTML = "export_checks_html"
 
 # Teaching.
 SWEEP_RANDOM = "sweep_random"
+SWEEP_VIEW = "sweep_view"
 RUN_SWEEP = "run_sweep"
 CAM_IMAGE = "cam_image"
 CAM_TARGET = "cam_target"

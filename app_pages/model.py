@@ -4,6 +4,7 @@ import streamlit as st
 
 import ui
 from featlib import imagenet
+from featlib.extraction import device_name
 from ui import data, resources
 
 choices = ui.sidebar()
@@ -24,6 +25,12 @@ facts[4].metric("Layers", len(layers))
 st.markdown(
     f"**Weights:** {bb.weights_label} · **preprocessing:** {bb.preprocessing} · "
     f"**blocks:** {', '.join(i.name for i in resources.block_outputs(bb))}"
+)
+run = resources.run_settings(bb)
+xla = ", compiled by XLA" if run.jit_compile else ""
+st.caption(
+    f"Runs here on {device_name()} in {run.precision}, {run.batch_size} images per pass{xla}: "
+    "the settings measured fastest for this backbone on this machine."
 )
 
 st.subheader("Layers")

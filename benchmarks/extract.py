@@ -6,7 +6,10 @@ change speed), on the same decoded images, the pooled output of the last block b
 - classic: the tutorial loop, one ``model.predict(x[None])`` per image, then a NumPy mean;
 - predict(batch): ``model.predict`` on the whole preprocessed stack, batch 32;
 - featlib fp32 / bf16: ``featlib.Extractor`` (one ``tf.function`` over uint8 input, preprocessing
-  and pooling in the graph), float32 and bfloat16;
+  and pooling in the graph, BatchNormalization folded into the convolutions), float32 and
+  bfloat16, batch 32;
+- featlib "auto": the settings ``featlib.tuning`` measured fastest here (precision, batch size,
+  XLA on GPUs), as the app and the command line run;
 - featlib from JPEG files: ``featlib.extract_set`` on the same pictures as JPEG files in a folder
   (decode, resize, forward, pool; decoding overlaps the forward pass), against the bare forward
   pass on arrays already in memory (same extractor, batch and precision).
@@ -39,6 +42,7 @@ MODELS = {
     "efficientnetb0": "top_activation",
 }
 SIZE = (224, 224)
+AUTO = 'featlib precision="auto"'
 
 
 def headless(bb, layer: str, warm_up: np.ndarray):
@@ -74,11 +78,6 @@ def conv_flops(model) -> float:
     return total
 
 
-def fp32_or_bf16(bb, layer: str) -> str:
-    """What ``precision="auto"`` chooses for this backbone on this machine."""
-    return featlib.Extractor(bb, layer, "avg", "auto").precision
-
-
 def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
     """This machine's fp32 matrix-multiply rate, in GFLOP/s."""
     a = tf.random.normal((n, n))
@@ -107,7 +106,8 @@ def bench_model(name: str, layer: str, folder: Path, repeats: int) -> tuple[list
     images = on_disk.load_batch(on_disk.ok, SIZE)
     fp32 = featlib.Extractor(bb, layer, "avg", "float32", batch_size=32)
     bf16 = featlib.Extractor(bb, layer, "avg", "bfloat16", batch_size=32)
-    for ex in (fp32, bf16):
+    auto = featlib.Extractor(bb, layer, "avg", "auto")  # tuned on first use, then remembered
+    for ex in (fp32, bf16, auto):
         ex(images[:1])  # tracing stays out of the timings
     seconds = interleaved(
         {
@@ -118,6 +118,7 @@ def bench_model(name: str, layer: str, folder: Path, repeats: int) -> tuple[list
                 bb, on_disk, layer, extractor=fp32
             ),
             "featlib bf16": lambda: bf16(images),
+            AUTO: lambda: auto(images),
         },
         repeats,
     )
@@ -128,7 +129,11 @@ def bench_model(name: str, layer: str, folder: Path, repeats: int) -> tuple[list
     rows.append(
         [name, "bf16 / fp32", "", f"{seconds['featlib fp32'] / seconds['featlib bf16']:.2f}x"]
     )
-    rows.append([name, 'precision="auto" picks', "", fp32_or_bf16(bb, layer)])
+    rows.append(
+        [name, '"auto" / predict(batch)', "", f"{seconds['predict(batch)'] / seconds[AUTO]:.2f}x"]
+    )
+    picks = f"{auto.precision}, batch {auto.batch_size}, XLA {'on' if auto.jit_compile else 'off'}"
+    rows.append([name, '"auto" picks', "", picks])
     return rows, n * conv_flops(bb.model) / seconds["featlib fp32"] / 1e9
 
 

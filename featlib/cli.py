@@ -372,7 +372,13 @@ def _parser() -> argparse.ArgumentParser:
     def extraction_args(p):
         p.add_argument("--pooling", default="avg", choices=["avg", "max", "flatten"])
         p.add_argument("--resize", default="stretch", choices=["stretch", "center-crop", "pad"])
-        p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"])
+        p.add_argument(
+            "--precision",
+            default="auto",
+            choices=["auto", "float32", "bfloat16", "mixed_float16"],
+            help="auto: the precision and batch size measured fastest here (the first run "
+            "times a few; the answer is kept in tuning.json in the cache folder)",
+        )
         p.add_argument("--batch-size", type=int, default=None)
         p.add_argument("--cache-dir", default=None, help="feature store folder")
         p.add_argument("--no-store", action="store_true", help="do not read or write the store")

@@ -299,14 +299,7 @@ def scatter(
         else:
             x, y = embedding[rows].T
             kind = go.Scattergl if n > 5000 else go.Scatter
-            traces.append(
-                kind(
-                    x=x,
-                    y=y,
-                    marker=dict(size=10, color=colour, line=dict(width=1, color="white")),
-                    **common,
-                )
-            )
+            traces.append(kind(x=x, y=y, marker=_marker(n, colour), **common))
     fig = go.Figure(traces)
     fig.update_layout(
         legend=dict(title=dict(text=color_title), itemsizing="constant"),
@@ -314,6 +307,14 @@ def scatter(
         height=560,
     )
     return fig
+
+
+def _marker(n: int, colour: str) -> dict:
+    """Markers for a 2-D scatter of ``n`` points: large and outlined while they are few; smaller
+    and see-through when many, so that dense clusters show their density and hide no others."""
+    if n <= 500:
+        return dict(size=10, color=colour, line=dict(width=1, color="white"))
+    return dict(size=7 if n <= 2000 else 5, color=colour, opacity=0.6, line=dict(width=0))
 
 
 def _natural(text: str) -> list:

@@ -1,5 +1,5 @@
 """What the browser tests share: a Streamlit server in a subprocess, Chromium, waiting for a
-rerun to end, picking in a select box, and pictures to upload.
+rerun to end or a chart to be drawn, picking in a select box, and pictures to upload.
 
 Needs /usr/bin/chromium (Debian's package; CI installs it): without it the tests fail.
 """
@@ -21,8 +21,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
 
-__all__ = ["CHROMIUM", "Server", "choose", "encode_png", "launch", "png", "serve", "settled"]
+__all__ = [
+    "CHROMIUM", "Server", "browser_page", "choose", "drawn", "encode_png", "launch", "png",
+    "serve", "settled",
+]  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,6 +35,13 @@ _SCRIPT_STATE = (
 )
 _IDLE = f"() => {_SCRIPT_STATE} === 'notRunning'"
 _RUNNING = f"() => {_SCRIPT_STATE} === 'running'"
+_PLOT_SHOWS = """([points, legend]) => {
+    const count = document.querySelectorAll('.js-plotly-plot .scatterlayer .point').length;
+    const names = [...document.querySelectorAll('.js-plotly-plot .legend .legendtext')]
+        .map((entry) => entry.textContent);
+    return count === points && (legend === null || names.join('\\n') === legend.join('\\n'));
+}"""
+_PAINTED = "() => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)))"
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,18 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
 
 
+@contextlib.contextmanager
+def browser_page(height: int = 2000, timeout_ms: int = 120_000):
+    """A page of a fresh Chromium, 1400 pixels wide (Streamlit scrolls inside its main block:
+    a tall page shows more), whose waits give up after ``timeout_ms``."""
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": height})
+        page.set_default_timeout(timeout_ms)
+        yield page
+        browser.close()
+
+
 def settled(page) -> float:
     """Wait for the rerun an action started (if it has not ended already) to end; return the
     seconds from the call to the end of the run."""
@@ -111,6 +134,27 @@ def settled(page) -> float:
     with contextlib.suppress(PlaywrightTimeout):
         page.wait_for_function(_RUNNING, timeout=1000, polling=20)
     page.wait_for_function(_IDLE, polling=20)
+    return time.perf_counter() - start
+
+
+def drawn(page, points: int, legend: list[str] | None = None) -> float:
+    """Wait until the page's plotly charts show ``points`` markers in all (and, when ``legend``
+    is given, exactly these legend entries, in order) and the browser has painted them; return
+    the seconds from the call.
+
+    ``settled`` says when the script ended; this says when the picture is on screen, which is
+    what a person waits for (plotly draws in the browser, after the figure arrives). Markers are
+    counted in SVG (``go.Scatter``); a WebGL chart (``go.Scattergl``) draws none. The legend
+    tells a redraw from the figure it replaces when the point count stays the same.
+
+    Example::
+
+        >>> page.get_by_text("k-means cluster").click()
+        >>> seconds = drawn(page, 2000, legend=["cluster 0", "cluster 1"])
+    """
+    start = time.perf_counter()
+    page.wait_for_function(_PLOT_SHOWS, arg=[points, legend], polling=20)
+    page.evaluate(_PAINTED)
     return time.perf_counter() - start
 
 

@@ -71,3 +71,12 @@ def model_file(tmp_path, tiny_model):
     path = tmp_path / "tiny.keras"
     tiny_model.save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The address of ``streamlit run app.py`` served for the browser tests of one module."""
+    from tests.browser_helpers import serve
+
+    with serve(tmp_path_factory) as served:
+        yield served.url

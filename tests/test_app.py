@@ -237,6 +237,9 @@ def test_model_page():
     layers = at.dataframe[0].value
     assert "receptive field (px)" in layers.columns and len(layers) > 100
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5" in texts(at.info)
+    bb = featlib.load_backbone(SMALL["backbone"], weights=SMALL["weights"])
+    run = featlib.Extractor(bb, featlib.list_layers(bb)[-1].name, precision="auto")  # remembered
+    assert f"in {run.precision}, {run.batch_size} images per pass" in texts(at.caption)
 
 
 def tiny_model_file(tmp_path) -> bytes:

@@ -7,27 +7,16 @@ Needs /usr/bin/chromium (Debian's package; CI installs it): without it the test 
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import sync_playwright
 
-from tests.browser_helpers import choose, launch, png, serve, settled
+from tests.browser_helpers import browser_page, choose, png, settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with serve(tmp_path_factory) as served:
-        yield served.url
-
-
-@pytest.fixture(scope="module")
 def page(server):
-    with sync_playwright() as p:
-        browser = launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 2000})
-        page.set_default_timeout(120_000)
+    with browser_page() as page:
         yield page
-        browser.close()
 
 
 def test_upload_look_project(server, page, tmp_path):

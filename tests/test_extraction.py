@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -11,6 +9,7 @@ import featlib
 from featlib._tf import keras
 from featlib.backbones import load_model_file
 from featlib.extraction import Extractor, default_batch_size, resolve_precision
+from featlib.fold import list_foldable
 from featlib.layers import list_layers
 
 EQUIVALENCE = [("vgg16", 64), ("resnet50", 64), ("mobilenetv2", 64), ("efficientnetb0", 64),
@@ -26,17 +25,31 @@ def _assert_close(got, want):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(np.abs(want).max(), 1e-6))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("name", "size"), EQUIVALENCE)
-def test_every_layer_equals_plain_keras(name, size):
-    bb = featlib.load_backbone(name, weights="random", seed=0, input_size=(size, size))
-    names = [i.name for i in list_layers(bb)]
+def _assert_equals_plain_keras(bb, names):
+    """Full maps of ``names`` from an Extractor against the backbone's own Keras graph."""
     x = _images(3, bb.input_size)
     ours = Extractor(bb, names, pooling=None, batch_size=2)(x)
     model = bb.model
     reference = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
     for n, want in zip(names, reference(bb.preprocess(x)), strict=True):
         _assert_close(ours[n], want)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "size"), EQUIVALENCE)
+def test_every_layer_equals_plain_keras(name, size):
+    bb = featlib.load_backbone(name, weights="random", seed=0, input_size=(size, size))
+    _assert_equals_plain_keras(bb, [i.name for i in list_layers(bb)])
+
+
+@pytest.mark.parametrize(("name", "size"), EQUIVALENCE)
+def test_block_outputs_through_folded_batchnorm_equal_plain_keras(name, size):
+    """Asking for block outputs only lets every BatchNormalization be folded into its conv."""
+    bb = featlib.load_backbone(name, weights="random", seed=0, input_size=(size, size))
+    names = [i.name for i in featlib.block_outputs(bb)]
+    batchnorms = [la for la in bb.model.layers if isinstance(la, keras.layers.BatchNormalization)]
+    assert len(list_foldable(bb.model, keep=names)) == len(batchnorms)
+    _assert_equals_plain_keras(bb, names)
 
 
 def test_nested_user_model_equals_plain_keras(tmp_path, nested_model):
@@ -125,42 +138,3 @@ def test_precision_and_batch_defaults():
     assert resolve_precision("auto") in ("float32", "bfloat16", "mixed_float16")
     assert default_batch_size((224, 224)) == 32
     assert default_batch_size((600, 600)) == 4
-
-
-@pytest.mark.parametrize(
-    ("fp32", "bf16", "expected"),
-    [(1.0, 0.3, "bfloat16"), (1.0, 0.95, "float32"), (1.0, 2.0, "float32")],
-)
-def test_auto_precision_keeps_low_precision_only_where_it_is_faster(
-    model_file, monkeypatch, tmp_path, fp32, bf16, expected
-):
-    from featlib import extraction
-
-    monkeypatch.setenv("FEATLIB_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(extraction, "resolve_precision", lambda p: "bfloat16" if p == "auto" else p)
-    timings = {"float32": fp32, "bfloat16": bf16}
-    measured = []
-
-    def fake(backbone, precision, images):
-        measured.append(precision)
-        return timings[precision]
-
-    monkeypatch.setattr(extraction, "_seconds_per_batch", fake)
-    bb = load_model_file(model_file)
-    assert Extractor(bb, "gap", precision="auto").precision == expected
-    assert sorted(measured) == ["bfloat16", "float32"]
-    assert Extractor(bb, "gap", precision="auto").precision == expected  # remembered
-    assert len(measured) == 2
-    assert expected in (tmp_path / "precision.json").read_text()
-    assert Extractor(bb, "gap", precision="bfloat16").precision == "bfloat16"  # asked for: kept
-
-
-def test_auto_precision_measures_for_real(model_file, monkeypatch, tmp_path):
-    from featlib import extraction
-
-    monkeypatch.setenv("FEATLIB_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(extraction, "resolve_precision", lambda p: "bfloat16" if p == "auto" else p)
-    bb = load_model_file(model_file)
-    chosen = Extractor(bb, "gap", precision="auto").precision
-    assert chosen in ("float32", "bfloat16")
-    assert list(json.loads((tmp_path / "precision.json").read_text()).values()) == [chosen]

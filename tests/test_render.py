@@ -85,6 +85,16 @@ def test_scatter_one_trace_per_category_with_row_indices(dims):
     assert isinstance(fig.data[0], go.Scatter3d if dims == 3 else go.Scatter)
 
 
+@pytest.mark.parametrize(
+    ("n", "size", "opacity", "kind"),
+    [(100, 10, None, go.Scatter), (2000, 7, 0.6, go.Scatter), (6000, 5, 0.6, go.Scattergl)],
+)
+def test_scatter_markers_shrink_and_thin_out_with_many_points(n, size, opacity, kind):
+    embedding = np.random.default_rng(0).random((n, 2))
+    fig = render.scatter(embedding, ["a", "b"] * (n // 2), [str(i) for i in range(n)], [None] * n)
+    assert {(type(t), t.marker.size, t.marker.opacity) for t in fig.data} == {(kind, size, opacity)}
+
+
 def test_scatter_refuses_mismatched_lengths():
     with pytest.raises(ValueError, match="one color, name and label per row"):
         render.scatter(np.zeros((3, 2)), ["a"], ["x"] * 3, [None] * 3)

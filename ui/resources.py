@@ -28,6 +28,7 @@ import featlib
 from featlib import imagenet, render
 from featlib.channels import maximize_channel, top_activations
 from featlib.cluster import kmeans_labels
+from featlib.tuning import Settings, tuned_settings
 from ui import state
 from ui.data import Data, required
 
@@ -153,13 +154,25 @@ def imagenet_backbone(name: str) -> featlib.Backbone:
     return featlib.load_backbone(name, weights="imagenet", include_top=True)
 
 
+@st.cache_resource(max_entries=8, show_spinner="Timing the backbone on this machine (once)…")
+def _settings(key: str, _bb) -> Settings:
+    return tuned_settings(_bb)
+
+
+def run_settings(bb: featlib.Backbone) -> Settings:
+    """How ``precision="auto"`` runs ``bb`` here: measured once per machine, then read from
+    the cache folder."""
+    return _settings(bb.key, bb)
+
+
 @st.cache_resource(max_entries=24, show_spinner=False)
 def _extractor(key: str, layers: tuple[str, ...], pooling: str | None, _bb) -> featlib.Extractor:
-    return featlib.Extractor(_bb, list(layers), pooling=pooling)
+    return featlib.Extractor(_bb, list(layers), pooling=pooling, precision="auto")
 
 
 def extractor(bb: featlib.Backbone, layers: tuple[str, ...], pooling: str | None):
-    """An ``Extractor`` for these layers, compiled once per (backbone, layers, pooling)."""
+    """An ``Extractor`` for these layers, compiled once per (backbone, layers, pooling), with
+    the precision and batch size measured fastest for the backbone here (``precision="auto"``)."""
     return _extractor(bb.key, layers, pooling, bb)
 
 

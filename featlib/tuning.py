@@ -49,6 +49,7 @@ MAX_BATCH_FACTOR = 4
 LONG_BATCH_S = 1.0
 _FILE = "tuning.json"
 _PRECISION_BATCH = 8  # small: the precision is compared before the batch size is known
+_measured: dict[str, Settings] = {}  # this process's measurements, for when the file is not kept
 
 
 @dataclass(frozen=True)
@@ -75,15 +76,24 @@ def _machine_id() -> str:
     return f"{cpu_model()}|{os.cpu_count()}|{device_name()}"
 
 
-def _seconds_per_image(backbone: Backbone, settings: Settings, images: np.ndarray) -> float:
-    """The best of two timed forward passes of one batch, per image; tracing is not timed."""
+def _seconds_per_image(
+    backbone: Backbone, settings: Settings, images: np.ndarray, extractors: dict
+) -> float:
+    """The best of two timed forward passes of one batch, per image; tracing is not timed.
+
+    ``extractors`` keeps one ``Extractor`` per (precision, XLA) across calls: its traced
+    function takes any batch size, so trying another batch size costs no new tracing.
+    """
     from featlib.extraction import Extractor
     from featlib.layers import list_layers
 
-    ex = Extractor(
-        backbone, list_layers(backbone)[-1].name, "avg", settings.precision,
-        settings.batch_size, jit_compile=settings.jit_compile,
-    )  # fmt: skip
+    kind = (settings.precision, settings.jit_compile)
+    if kind not in extractors:
+        extractors[kind] = Extractor(
+            backbone, list_layers(backbone)[-1].name, "avg", settings.precision,
+            jit_compile=settings.jit_compile,
+        )  # fmt: skip
+    ex = extractors[kind]
     batch = images[: settings.batch_size]
     ex.run_batch(batch)
     times = []
@@ -101,26 +111,31 @@ def _measure(backbone: Backbone) -> Settings:
     h, w = backbone.input_size
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (default * MAX_BATCH_FACTOR, h, w, 3), dtype=np.uint8)
+    extractors: dict = {}
+
+    def seconds(settings: Settings) -> float:
+        return _seconds_per_image(backbone, settings, images, extractors)
+
     best = Settings("float32", _PRECISION_BATCH)
     low = resolve_precision("auto")
     if low != "float32":
-        fp32 = _seconds_per_image(backbone, best, images)
+        fp32 = seconds(best)
         candidate = Settings(low, _PRECISION_BATCH)
-        if _seconds_per_image(backbone, candidate, images) * MARGIN < fp32:
+        if seconds(candidate) * MARGIN < fp32:
             best = candidate
     best = Settings(best.precision, default)
-    per_image = _seconds_per_image(backbone, best, images)
+    per_image = seconds(best)
     while best.batch_size < default * MAX_BATCH_FACTOR and per_image * best.batch_size < (
         LONG_BATCH_S
     ):
         bigger = Settings(best.precision, best.batch_size * 2)
-        seconds = _seconds_per_image(backbone, bigger, images)
-        if seconds * MARGIN >= per_image:
+        per_bigger = seconds(bigger)
+        if per_bigger * MARGIN >= per_image:
             break
-        best, per_image = bigger, seconds
+        best, per_image = bigger, per_bigger
     if device_name() != "CPU":
         xla = Settings(best.precision, best.batch_size, jit_compile=True)
-        if _seconds_per_image(backbone, xla, images) * MARGIN < per_image:
+        if seconds(xla) * MARGIN < per_image:
             best = xla
     return best
 
@@ -144,8 +159,8 @@ def tuned_settings(backbone: Backbone) -> Settings:
     """The fastest settings for ``backbone`` at its input size on this machine.
 
     Measured the first time (a few seconds: see the module's docstring for what is tried) and
-    read from ``tuning.json`` in the cache folder afterwards; a folder that cannot be written
-    only means measuring again next time.
+    read from ``tuning.json`` in the cache folder afterwards; where that file cannot be kept
+    (or the cache folder changes), this process still remembers its measurement.
 
     Args:
         backbone: a ``featlib.Backbone``.
@@ -167,7 +182,8 @@ def tuned_settings(backbone: Backbone) -> Settings:
     cached = _valid(known.get(key))
     if cached is not None:
         return cached
-    settings = _measure(backbone)
+    settings = _measured.get(key) or _measure(backbone)
+    _measured[key] = settings
     known[key] = asdict(settings)
     try:  # written whole or not at all
         path.parent.mkdir(parents=True, exist_ok=True)

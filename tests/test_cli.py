@@ -60,7 +60,8 @@ def test_npz_output_matches_the_library(tmp_path, folder, model_file):
         tmp_path / "store",
     )
     assert code == 0
-    expected = extract_set(load_model_file(model_file), from_folder(folder), ["conv2", "gap"])
+    bb, images = load_model_file(model_file), from_folder(folder)
+    expected = extract_set(bb, images, ["conv2", "gap"], precision="auto")  # the CLI's default
     with np.load(out, allow_pickle=False) as data:
         assert set(data.files) == {"features/conv2", "features/gap", "paths", "sha256", "labels"}
         np.testing.assert_allclose(data["features/conv2"], expected.features["conv2"], rtol=1e-6)
@@ -96,7 +97,8 @@ def test_parquet_output_matches_the_library(tmp_path, folder, model_file):
     )
     table = pq.read_table(out)
     assert table.column_names == ["path", "sha256", "label", "gap"]
-    expected = extract_set(load_model_file(model_file), from_folder(folder), "gap", pooling="max")
+    bb, images = load_model_file(model_file), from_folder(folder)
+    expected = extract_set(bb, images, "gap", pooling="max", precision="auto")
     got = np.array(table.column("gap").to_pylist(), np.float32)
     np.testing.assert_allclose(got, expected.features["gap"], rtol=1e-6)
     assert table.column("label").to_pylist() == expected.labels
@@ -115,7 +117,10 @@ def test_resume_computes_only_what_the_store_lacks(tmp_path, folder, model_file,
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        extract_set(backbone, images, "gap", store=store, batch_size=2, progress=interrupt)
+        extract_set(
+            backbone, images, "gap", store=store, batch_size=2, progress=interrupt,
+            precision="auto",
+        )  # fmt: skip
     out = tmp_path / "f.npz"
     assert (
         _run(

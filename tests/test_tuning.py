@@ -25,8 +25,9 @@ def tuner(monkeypatch, tmp_path):
         monkeypatch.setattr(extraction, "resolve_precision", lambda p: low if p == "auto" else p)
         monkeypatch.setattr(extraction, "device_name", lambda: device)
         tuning._machine_id.cache_clear()
+        tuning._measured.clear()
 
-        def fake(backbone, settings, images):
+        def fake(backbone, settings, images, extractors):
             assert len(images) >= settings.batch_size
             measured.append(settings)
             return times.get(settings, 10.0)
@@ -36,6 +37,7 @@ def tuner(monkeypatch, tmp_path):
 
     yield setup
     tuning._machine_id.cache_clear()
+    tuning._measured.clear()
 
 
 @pytest.mark.parametrize(
@@ -85,7 +87,7 @@ def test_xla_is_tried_on_gpus_only(model_file, tuner, device, xla, expected):
     assert any(s.jit_compile for s in measured) is (device != "CPU")
 
 
-def test_settings_are_remembered_and_bad_entries_measured_again(model_file, tuner, tmp_path):
+def test_settings_are_remembered_and_bad_entries_replaced(model_file, tuner, tmp_path):
     measured = tuner({Settings("float32", 8): 1.0, Settings("bfloat16", 8): 0.3})
     bb = load_model_file(model_file)
     chosen = tuned_settings(bb)
@@ -105,6 +107,10 @@ def test_settings_are_remembered_and_bad_entries_measured_again(model_file, tune
         assert json.loads(path.read_text())[key]["precision"] == "bfloat16"
     path.write_text("{not json")
     assert tuned_settings(bb) == chosen
+    path.unlink()  # another cache folder, say: this process remembers
+    assert tuned_settings(bb) == chosen
+    assert len(measured) == count
+    assert json.loads(path.read_text())[key]["precision"] == "bfloat16"
 
 
 def test_auto_extractor_uses_the_tuned_settings_unless_the_batch_is_given(model_file, tuner):

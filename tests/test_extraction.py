@@ -138,3 +138,16 @@ def test_precision_and_batch_defaults():
     assert resolve_precision("auto") in ("float32", "bfloat16", "mixed_float16")
     assert default_batch_size((224, 224)) == 32
     assert default_batch_size((600, 600)) == 4
+
+
+def test_extractors_share_one_folded_copy_unless_a_conv_is_asked_for():
+    bb = featlib.load_backbone("mobilenetv2", weights="random", seed=0, input_size=(64, 64))
+    first = Extractor(bb, "out_relu")
+    second = Extractor(bb, ["block_4_add", "out_relu"])
+    assert first._model.get_layer("Conv1") is second._model.get_layer("Conv1")
+    assert first._model.get_layer("Conv1") is not bb.model.get_layer("Conv1")  # folded copy
+    with_conv = Extractor(bb, ["Conv1", "out_relu"], pooling=None)
+    assert with_conv._model.get_layer("Conv1") is not first._model.get_layer("Conv1")
+    x = _images(2, bb.input_size)
+    plain = keras.Model(bb.model.inputs, bb.model.get_layer("Conv1").output)(bb.preprocess(x))
+    _assert_close(with_conv(x)["Conv1"], plain)  # the conv's own output, before its BN

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import pickle
@@ -208,6 +209,49 @@ def test_a_full_disk_turns_the_store_off_once(store, monkeypatch, caplog):
             store.put(key(layer=layer), SMALL)
     assert "No space left" in store.disabled
     assert len(caplog.records) == 1
+
+
+def test_a_batch_is_one_transaction_kept_whole_or_not_at_all(store):
+    with store.batch():
+        store.put(key(layer="a"), SMALL)
+        store.put(key(layer="b"), LARGE)
+        assert store.get(key(layer="a")) is not None  # visible inside the transaction
+    np.testing.assert_array_equal(store.get(key(layer="b")), LARGE)
+    with pytest.raises(KeyboardInterrupt), store.batch():
+        store.put(key(layer="c"), SMALL)
+        raise KeyboardInterrupt  # what the body raises goes on, and its writes are undone
+    assert store.get(key(layer="c")) is None
+    assert store.disabled is None
+
+
+def test_a_batch_that_cannot_commit_turns_the_store_off_once(store, monkeypatch, caplog):
+    @contextlib.contextmanager
+    def locked(retry=False):
+        raise sqlite3.OperationalError("database is locked")
+        yield
+
+    monkeypatch.setattr(store._cache, "transact", locked)
+    with caplog.at_level(logging.WARNING, logger="featlib.store"), store.batch():
+        pass
+    assert "database is locked" in store.disabled
+    with store.batch():
+        store.put(key(), SMALL)  # off: nothing is written, nothing fails
+    assert len(caplog.records) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int64, np.uint8, bool])
+def test_numeric_arrays_come_back_as_they_went_in(store, dtype):
+    array = (np.arange(24).reshape(2, 3, 4) % 3).astype(dtype)
+    store.put(key(), array)
+    got = store.get(key())
+    np.testing.assert_array_equal(got, array)
+    assert got.dtype == array.dtype and got.flags.writeable
+
+
+def test_other_arrays_are_refused_before_anything_is_written(store):
+    with pytest.raises(featlib.StoreError, match=r"numeric arrays.*object"):
+        store.put(key(), np.array([{"a": 1}], dtype=object))
+    assert store.disabled is None and store.info()["entries"] == 0
 
 
 def _photo_set(n: int) -> featlib.ImageSet:

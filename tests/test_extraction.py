@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import os
+import sys
+import threading
+
 import numpy as np
 import pytest
+from PIL import Image
 
 import featlib
 from featlib._tf import keras
@@ -151,3 +157,34 @@ def test_extractors_share_one_folded_copy_unless_a_conv_is_asked_for():
     x = _images(2, bb.input_size)
     plain = keras.Model(bb.model.inputs, bb.model.get_layer("Conv1").output)(bb.preprocess(x))
     _assert_close(with_conv(x)["Conv1"], plain)  # the conv's own output, before its BN
+
+
+def test_extract_set_equals_the_extractor_and_decodes_at_the_lowest_priority(
+    model_file, monkeypatch
+):
+    from featlib import extraction
+
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(11):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(buf, "PNG")
+        files.append((f"{i}.png", buf.getvalue()))
+    images = featlib.from_uploads([*files, ("copy.png", files[0][1])])
+    priorities = []
+    load = extraction._load
+
+    def spy(*args):
+        priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return load(*args)
+
+    monkeypatch.setattr(extraction, "_load", spy)
+    bb = load_model_file(model_file)
+    feats = featlib.extract_set(bb, images, ["conv1", "gap"], batch_size=4)
+    assert feats.names == [r.name for r in images.ok] and feats.computed == 11
+    plain = Extractor(bb, ["conv1", "gap"])(images.load_batch(images.ok, bb.input_size))
+    for name, want in plain.items():
+        _assert_close(feats.features[name], want)
+    assert len(priorities) == 11  # the copy is not decoded twice
+    if sys.platform.startswith("linux"):
+        assert set(priorities) == {19}

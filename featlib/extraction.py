@@ -121,8 +121,9 @@ def _folded(model: keras.Model, names: list[str]) -> keras.Model:
     with _FOLD_LOCK:
         copies = _FOLDED.setdefault(model, {})
         if keep not in copies:
-            copies[keep] = fold_batchnorm(model, keep)[0]
-        return copies[keep]
+            folded, count = fold_batchnorm(model, keep)
+            copies[keep] = folded if count else None  # never the key itself: it would stay alive
+        return model if copies[keep] is None else copies[keep]
 
 
 def _with_policy(model: keras.Model, policy: str) -> keras.Model:

@@ -188,3 +188,23 @@ def test_extract_set_equals_the_extractor_and_decodes_at_the_lowest_priority(
     assert len(priorities) == 11  # the copy is not decoded twice
     if sys.platform.startswith("linux"):
         assert set(priorities) == {19}
+
+
+@pytest.mark.parametrize("with_batchnorm", [True, False])
+def test_the_shared_folded_copy_does_not_keep_a_model_alive(model_file, with_batchnorm):
+    import gc
+    import weakref
+
+    from featlib import extraction
+
+    if with_batchnorm:
+        bb = featlib.load_backbone("mobilenetv2", weights="random", seed=0, input_size=(32, 32))
+    else:
+        bb = load_model_file(model_file)
+    ex = Extractor(bb, list_layers(bb)[-1].name)
+    ex(_images(1, bb.input_size))
+    model = weakref.ref(bb.model)
+    assert model() in extraction._FOLDED
+    del bb, ex
+    gc.collect()
+    assert model() is None

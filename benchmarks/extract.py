@@ -20,7 +20,10 @@ Then VGG16's fp32 compute rate against this machine's fp32 matmul rate, and the 
 of bf16 to fp32 pooled vectors on the bundled photos with VGG16's offline (trained) weights.
 
     FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/extract.py          # 64 images, 3 repeats
-    FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/extract.py --quick  # 32 images, 2 repeats
+    FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/extract.py --quick  # 64 images, 2 repeats
+
+Both use 64 images, two batches: the first batch's decoding cannot overlap a forward pass, so
+with one batch "from JPEG files" would time decoding and the forward pass end to end.
 """
 
 from __future__ import annotations
@@ -139,10 +142,10 @@ def bench_model(name: str, layer: str, folder: Path, repeats: int) -> tuple[list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="32 images, 2 repeats")
+    parser.add_argument("--quick", action="store_true", help="64 images, 2 repeats")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args()
-    n, repeats = (32, 2) if args.quick else (64, 3)
+    n, repeats = 64, 2 if args.quick else 3
     print(f"# extract: {n} images at {SIZE[0]}x{SIZE[1]}, {repeats} repeat(s); {machine()}")
     rows, vgg_rate = [], None
     with tempfile.TemporaryDirectory() as tmp:

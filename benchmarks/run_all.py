@@ -1,6 +1,6 @@
 """Run every benchmark in turn, each in its own process, passing ``--quick`` through.
 
-FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/run_all.py --quick  # make bench (~6 minutes)
+FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/run_all.py --quick  # make bench (about 4 minutes)
 FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/run_all.py          # make bench-full
 """
 

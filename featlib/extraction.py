@@ -408,15 +408,16 @@ def extract_set(
         for i, chunk in enumerate(chunks):
             loaded = [f.result() for f in pending]
             pending = submit(chunks[i + 1]) if i + 1 < len(chunks) else []
-            good = [r for r, x in zip(chunk, loaded, strict=True) if isinstance(x, np.ndarray)]
+            pairs = zip(chunk, loaded, strict=True)
+            decoded = [(r, x) for r, x in pairs if isinstance(x, np.ndarray)]
             failed.update({x.sha256: x for x in loaded if not isinstance(x, np.ndarray)})
-            if good:
-                arrays = ex.run_batch(np.stack([x for x in loaded if isinstance(x, np.ndarray)]))
-                for j, rec in enumerate(good):
+            if decoded:
+                arrays = ex.run_batch(np.stack([x for _, x in decoded]))
+                for j, (rec, _) in enumerate(decoded):
                     vectors[rec.sha256] = {n: a[j] for n, a in zip(names, arrays, strict=True)}
                 if store is not None:
                     with store.batch():  # this batch is stored before progress is said
-                        for rec in good:
+                        for rec, _ in decoded:
                             store.put_many(keys_for(rec.sha256), vectors[rec.sha256])
             done += len(chunk)
             if progress:

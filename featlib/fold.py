@@ -27,6 +27,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from featlib._tf import keras
+from featlib.errors import UnknownLayerError
+from featlib.layers import _graph as _layer_graph
 from featlib.layers import find_layer, list_layers
 
 __all__ = ["FoldedBatchNorm", "fold_batchnorm", "list_foldable"]
@@ -67,8 +69,10 @@ class FoldedBatchNorm(keras.layers.Layer):
 
 def _graph(model):
     """The functional graph of ``model``, or ``None`` for a subclassed or unbuilt model."""
-    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
-    return graph if hasattr(graph, "_nodes_by_depth") else None
+    try:
+        return _layer_graph(model)
+    except UnknownLayerError:
+        return None
 
 
 def _pairs(graph, keep: set[str], prefix: str) -> dict[int, tuple]:

@@ -208,3 +208,27 @@ def test_the_shared_folded_copy_does_not_keep_a_model_alive(model_file, with_bat
     del bb, ex
     gc.collect()
     assert model() is None
+
+
+def test_an_image_that_fails_while_extracting_is_reported_and_the_rest_goes_on(
+    model_file, tmp_path
+):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        pixels = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    images = featlib.from_folder(folder)
+    (folder / "3.png").write_bytes(b"replaced after the set was read")
+    bb = load_model_file(model_file)
+    feats = featlib.extract_set(bb, images, "gap", batch_size=4)
+    assert feats.names == ["0.png", "1.png", "2.png", "4.png", "5.png"]
+    assert [(r.name, r.error) for r in feats.errors] == [
+        ("3.png", "the file changed since the set was built; rebuild it")
+    ]
+    assert feats.computed == 5
+    ok = [r for r in images.ok if r.name != "3.png"]
+    _assert_close(
+        feats.features["gap"], Extractor(bb, "gap")(images.load_batch(ok, (32, 32)))["gap"]
+    )

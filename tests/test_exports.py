@@ -24,7 +24,7 @@ PUBLIC = [
     "report_thumbnails", "resize_image", "similarity_matrix", "top_channels", "vectors_npz",
     "Sweep", "layer_sweep", "sweep_scores", "ChannelHits", "Maximized", "maximize_channel",
     "receptive_field_box", "top_activations",
-    "warm_up_umap",
+    "warm_up_umap", "weights_key",
 ]  # fmt: skip
 
 
@@ -41,6 +41,9 @@ def test_each_name_comes_from_its_module_and_is_public_there():
 
 
 def test_import_featlib_does_not_import_tensorflow():
-    code = "import sys, featlib; featlib.nearest; print('tensorflow' in sys.modules)"
+    code = (
+        "import sys, featlib; featlib.nearest, featlib.list_backbones, featlib.weights_key; "
+        "print('tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

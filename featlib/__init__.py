@@ -24,6 +24,7 @@ _EXPORTS = {
         "FeatlibError",
         "ImageError",
         "ModelFileError",
+        "OptionError",
         "SourceError",
         "StoreError",
         "UnknownBackboneError",

@@ -1,10 +1,14 @@
 """The exceptions featlib raises, in one place.
 
 Every error a user can cause is a ``FeatlibError``; it is a ``ValueError`` so that code
-which already catches bad values keeps working::
+which already catches bad values keeps working (``OptionError`` is a ``TypeError`` too, for code
+that catches a wrong type that way). Each message says what was expected and ends with
+"Received: ..." echoing the value::
 
     ValueError
     └── FeatlibError
+        ├── OptionError               an argument a function does not take (also a TypeError):
+        │                             a choice not in its set, a number out of range, a bad shape
         ├── UnknownBackboneError      a backbone name that is not in the registry
         ├── UnknownLayerError         a layer name the model does not have
         ├── WeightsUnavailableError   weights that cannot be had here (offline, missing file)
@@ -22,6 +26,7 @@ __all__ = [
     "FeatlibError",
     "ImageError",
     "ModelFileError",
+    "OptionError",
     "SourceError",
     "StoreError",
     "UnknownBackboneError",
@@ -32,6 +37,12 @@ __all__ = [
 
 class FeatlibError(ValueError):
     """Base class of every error featlib raises on purpose."""
+
+
+class OptionError(FeatlibError, TypeError):
+    """An argument a function does not take: a choice outside its set (``pooling="mean"``), a
+    number out of range (``batch_size=0``), an array of the wrong shape, an object of the wrong
+    kind."""
 
 
 class UnknownBackboneError(FeatlibError):

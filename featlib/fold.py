@@ -27,7 +27,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from featlib._tf import keras
-from featlib.errors import UnknownLayerError
+from featlib.errors import OptionError, UnknownLayerError
 from featlib.layers import _graph as _layer_graph
 from featlib.layers import find_layer, list_layers
 
@@ -229,7 +229,7 @@ def fold_batchnorm(model: keras.Model, keep: Iterable[str] = ()) -> tuple[keras.
         53
     """
     if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model. Received: model={model!r}")
+        raise OptionError(f"model must be a keras.Model. Received: model={model!r}")
     keep = [keep] if isinstance(keep, str) else list(keep)
     count = len(list_foldable(model, keep))
     if count == 0:

@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from featlib.backbones import get_spec, keras_cache_dir
-from featlib.errors import WeightsUnavailableError
+from featlib.errors import OptionError, WeightsUnavailableError
 
 __all__ = ["CLASS_INDEX_FILE", "CLASS_INDEX_URL", "class_names", "top_k", "unavailable_reason"]
 
@@ -112,11 +112,11 @@ def top_k(probabilities: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]
     """
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.ndim != 2 or probabilities.shape[1] != _N_CLASSES:
-        raise ValueError(
+        raise OptionError(
             f"probabilities must be (n_images, {_N_CLASSES}). Received: {probabilities.shape}"
         )
     if isinstance(k, bool) or not 1 <= int(k) <= _N_CLASSES:
-        raise ValueError(f"k must be between 1 and {_N_CLASSES}. Received: k={k!r}")
+        raise OptionError(f"k must be between 1 and {_N_CLASSES}. Received: k={k!r}")
     names = class_names()
     best = np.argsort(-probabilities, axis=1, kind="stable")[:, : int(k)]
     return [

@@ -25,6 +25,8 @@ import plotly.colors
 import plotly.graph_objects as go
 from PIL import Image, ImageOps
 
+from featlib.errors import OptionError
+
 __all__ = [
     "COLORSCALES",
     "channel_grid",
@@ -49,7 +51,7 @@ _GAP = 2  # pixels of background between tiles of a grid
 def _lut(colorscale: str) -> np.ndarray:
     """A 256-entry RGB table, uint8 of shape (256, 3), sampled from a plotly colour scale."""
     if colorscale not in COLORSCALES:
-        raise ValueError(f"colorscale must be one of {COLORSCALES}. Received: {colorscale!r}")
+        raise OptionError(f"colorscale must be one of {COLORSCALES}. Received: {colorscale!r}")
     colours = plotly.colors.sample_colorscale(colorscale, np.linspace(0.0, 1.0, 256).tolist())
     rgb = [plotly.colors.unlabel_rgb(c) for c in colours]
     return np.rint(np.asarray(rgb)).astype(np.uint8)
@@ -158,7 +160,7 @@ def overlay(
         (224, 224, 3)
     """
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1]. Received: alpha={alpha!r}")
+        raise OptionError(f"alpha must be in [0, 1]. Received: alpha={alpha!r}")
     height, width = image.shape[:2]
     unit = Image.fromarray(np.nan_to_num(_unit(values)), mode="F")
     big = np.clip(np.asarray(unit.resize((width, height), Image.Resampling.BILINEAR)), 0.0, 1.0)
@@ -199,7 +201,7 @@ def channel_grid(
     """
     channels = [int(c) for c in channels]
     if not channels:
-        raise ValueError("channels must name at least one channel. Received: []")
+        raise OptionError("channels must name at least one channel. Received: []")
     h, w, _ = maps.shape
     step = max(1, math.ceil(max(h, w) / max_tile))
     tiles = [np.asarray(maps[::step, ::step, c], dtype=np.float32) for c in channels]
@@ -274,7 +276,7 @@ def scatter(
     embedding = np.asarray(embedding)
     n, dims = embedding.shape
     if dims not in (2, 3) or not len(color) == len(names) == len(labels) == n:
-        raise ValueError(
+        raise OptionError(
             f"embedding must be (n, 2) or (n, 3) with one color, name and label per row. "
             f"Received: embedding {embedding.shape}, {len(color)} colors, {len(names)} names, "
             f"{len(labels)} labels"
@@ -397,7 +399,7 @@ def confusion_heatmap(confusion: np.ndarray, classes: Sequence[str]) -> go.Figur
     counts = np.asarray(confusion)
     k = len(classes)
     if counts.shape != (k, k):
-        raise ValueError(
+        raise OptionError(
             f"confusion must be (n_classes, n_classes) for {k} classes. Received: {counts.shape}"
         )
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -434,7 +436,7 @@ def sweep_figure(sweeps: Sequence) -> go.Figure:
         ['probe accuracy · VGG16 ...', 'silhouette · VGG16 ...']
     """
     if not sweeps:
-        raise ValueError("sweep_figure needs at least one sweep.")
+        raise OptionError("sweep_figure needs at least one sweep. Received: no sweeps")
     layers = list(sweeps[0].layers)
     fig = go.Figure()
     palette = plotly.colors.qualitative.Plotly

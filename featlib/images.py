@@ -20,9 +20,10 @@ Safety, for bytes nobody has vetted:
 
 Layout: a top-level ``train/``, ``test/`` or ``val/`` (also ``valid/``, ``validation/``) folder
 sets ``split``; the next folder level is the ``label``. Files directly in the root have no label.
-Hidden files, ``__MACOSX/`` and text-like files (``.txt``, ``.csv``, ``.json``, ``.md``, ...) are
-skipped silently; every other file is decoded, so a non-image with an unknown extension gets an
-error record rather than disappearing.
+Hidden files and ``__MACOSX/`` are skipped silently, and so are text-like files (``.txt``,
+``.csv``, ``.json``, ``.md``, ...) in folders; in uploads and ZIPs, which a person hands over file
+by file, a text-like file gets an error record that says it was skipped. Every other file is
+decoded, so a non-image with an unknown extension gets an error record rather than disappearing.
 
 Example::
 
@@ -94,6 +95,7 @@ _TEXT_SUFFIXES = frozenset(
     {".txt", ".csv", ".tsv", ".json", ".jsonl", ".md", ".rst", ".yaml", ".yml", ".xml", ".html"}
     | {".htm", ".py", ".ipynb", ".log", ".ini", ".cfg", ".toml", ".pdf"}
 )
+_TEXT_REASON = "a text file, not an image: skipped"
 _ARCHIVE_SUFFIXES = frozenset({".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".7z", ".rar", ".zst"})
 _SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
@@ -716,6 +718,10 @@ def _layout(parts: Sequence[str]) -> tuple[str | None, str | None]:
     return (folders[0] if folders else None), split
 
 
+def _is_text(name: str) -> bool:
+    return _suffix(name) in _TEXT_SUFFIXES
+
+
 def _suffix(name: str) -> str:
     return PurePosixPath(name).suffix.lower()
 
@@ -751,6 +757,8 @@ def from_uploads(files: Iterable[tuple[str, bytes]], limits: ImageLimits | None 
                 _add_zip(builder, io.BytesIO(data), prefix=f"{name}/")
             except ArchiveError as exc:
                 builder.error(name, str(exc))
+        elif _is_text(name):
+            builder.error(name, _TEXT_REASON)
         else:
             builder.add_bytes(name, data)
     return builder.build()
@@ -840,9 +848,7 @@ def _add_zip(builder: _Builder, fp: BinaryIO, prefix: str = "") -> None:
             if info.is_dir() or not parts:
                 continue
             if reason is None and (
-                parts[0] == "__MACOSX"
-                or any(p.startswith(".") for p in parts)
-                or _suffix(name) in _TEXT_SUFFIXES
+                parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
             ):
                 continue
             if reason is None and stat.S_ISLNK(info.external_attr >> 16):
@@ -853,12 +859,16 @@ def _add_zip(builder: _Builder, fp: BinaryIO, prefix: str = "") -> None:
                 f"the ZIP holds {len(entries):,} files, above the limit of "
                 f"{limits.max_files:,} (FEATLIB_MAX_FILES)"
             )
-        # A ZIP of a folder wraps everything in that folder: layout starts below it.
-        tops = {parts[0] for parts, _, reason in entries if reason is None}
+        # A ZIP of a folder wraps everything in that folder: layout starts below it. (A README
+        # beside the folder does not change the layout.)
+        laid_out = [
+            parts for parts, _, reason in entries if reason is None and not _is_text(parts[-1])
+        ]
+        tops = {parts[0] for parts in laid_out}
         strip = (
             len(tops) == 1
             and next(iter(tops)).lower() not in _SPLITS
-            and all(len(parts) >= 3 for parts, _, reason in entries if reason is None)
+            and all(len(parts) >= 3 for parts in laid_out)
         )
         seen = set()
         for parts, info, reason in sorted(entries, key=lambda e: e[0]):
@@ -869,8 +879,10 @@ def _add_zip(builder: _Builder, fp: BinaryIO, prefix: str = "") -> None:
             if reason is not None:
                 builder.error(name, reason)
                 continue
-            label, split = _layout(parts[1:] if strip else parts)
-            if _suffix(name) in _ARCHIVE_SUFFIXES:
+            label, split = _layout(parts[1:] if strip and len(parts) >= 3 else parts)
+            if _is_text(name):
+                builder.error(name, _TEXT_REASON, label, split)
+            elif _suffix(name) in _ARCHIVE_SUFFIXES:
                 builder.error(name, "nested archives are not expanded", label, split)
             elif info.flag_bits & 0x1:
                 builder.error(

@@ -445,7 +445,7 @@ def test_zip_of_thousands_of_tiny_entries():
     assert image_set.summary()["labels"] == {"c0": 1_000, "c1": 1_000, "c2": 1_000}
 
 
-def test_zip_skips_folders_hidden_files_and_text_and_refuses_nested_archives():
+def test_zip_skips_folders_and_hidden_files_reports_text_and_refuses_nested_archives():
     data = make_zip(
         [
             ("cats/", b""),
@@ -459,10 +459,23 @@ def test_zip_skips_folders_hidden_files_and_text_and_refuses_nested_archives():
     )
     image_set = fi.from_zip(data)
     assert [(r.name, r.label, r.error) for r in image_set.records] == [
+        ("README.md", None, "a text file, not an image: skipped"),
         ("cats/a.png", "cats", None),
         ("dogs/b.png", "dogs", None),
         ("more.zip", None, "nested archives are not expanded"),
     ]
+
+
+def test_text_files_are_reported_alike_loose_and_inside_a_zip():
+    zipped = make_zip([("cats/a.png", noise(1)), ("cats/notes.txt", b"hello")])
+    image_set = fi.from_uploads(
+        [("notes.txt", b"hello"), ("pets.zip", zipped), ("b.png", noise(2))]
+    )
+    assert [(r.name, r.error) for r in image_set.errors] == [
+        ("notes.txt", "a text file, not an image: skipped"),
+        ("pets.zip/cats/notes.txt", "a text file, not an image: skipped"),
+    ]
+    assert image_set.summary()["ok"] == 2
 
 
 def test_zip_layout_skips_a_wrapping_folder():

@@ -10,7 +10,9 @@ import streamlit as st
 
 import featlib
 
-st.set_page_config(page_title="featlib", page_icon=":material/visibility:", layout="wide")
+# An emoji, not a ":material/...:" icon: Streamlit fetches a material page icon from
+# fonts.gstatic.com, which fails offline; an emoji is drawn by the browser itself.
+st.set_page_config(page_title="featlib", page_icon="👁️", layout="wide")
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -167,10 +167,15 @@ with st.expander(f"Statistics of the {len(channels)} channels shown"):
 if other is not None:
     st.subheader("Side by side")
     st.caption("The same channels of the same layer, for the two cases.")
+    two_images = other[1] != record
     for i, (column, (b, rec)) in enumerate(zip(st.columns(2), [(bb, record), other], strict=True)):
         with column:
             st.markdown(f"**{rec.name}** · {b.weights_label}")
-            _, side = resources.feature_maps(b, [layer.name], images, rec, choices.resize_mode)
+            picture, side = resources.feature_maps(
+                b, [layer.name], images, rec, choices.resize_mode
+            )
+            if two_images:
+                st.image(picture, caption=data.caption(rec), width=160)
             grid(side[layer.name], channels, colorscale, shared, key=f"grid_{i}", width=470)
 
 st.subheader("Through the network")

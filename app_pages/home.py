@@ -28,17 +28,12 @@ with st.expander("Teaching a class? A lesson in six steps, with the bundled pict
 choices = ui.sidebar()
 
 
-def _show_uploads() -> None:
-    if st.session_state.get(state.UPLOADS):
-        st.session_state[state.IMAGES] = data.UPLOADS
-
-
 st.subheader("Your own images")
 files = st.file_uploader(
     "Images, or a ZIP of class folders",
     accept_multiple_files=True,
     key=state.UPLOADS,
-    on_change=_show_uploads,
+    on_change=data.uploads_changed,
     help="PNG, JPEG, GIF, BMP, TIFF or WebP files, as many as you like; or a ZIP whose folders "
     "are the labels (cat/1.jpg, dog/2.jpg). Files that cannot be used are listed with the "
     "reason; the others are kept. Your uploads stay in your session only.",
@@ -72,7 +67,7 @@ shown = current.images.ok[:GALLERY_SIZE]
 if shown:
     st.image(
         resources.thumbnails(current, shown, 128),
-        caption=[r.name if r.label is None else f"{r.name} · {r.label}" for r in shown],
+        caption=[data.caption(r) for r in shown],
         width=110,
     )
 if len(current.images.ok) > GALLERY_SIZE:

@@ -9,7 +9,7 @@ import featlib
 import ui
 from featlib import render
 from featlib.images import decode_image, resize_image
-from ui import resources, state
+from ui import data, resources, state
 from ui.explain import explain
 from ui.state import url_widget
 
@@ -80,7 +80,7 @@ left.image(query_image, caption=f"query: {query_name}", width=150)
 right.image(
     resources.thumbnails(images, [feats.records[i] for i in found], 160),
     caption=[
-        f"{n + 1}. {feats.names[i]} · {s:.3f}"
+        f"{n + 1}. {data.caption(feats.records[i], f'{s:.3f}')}"
         for n, (i, s) in enumerate(zip(found, scores, strict=True))
     ],
     width=150,

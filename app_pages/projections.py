@@ -4,7 +4,7 @@ import streamlit as st
 
 import ui
 from featlib import export, imagenet, render
-from ui import resources, state
+from ui import data, resources, state
 from ui.explain import explain
 from ui.state import url_widget
 
@@ -152,7 +152,7 @@ if rows:
     shown = [feats.records[i] for i in rows[:GALLERY_SIZE]]
     st.image(
         resources.thumbnails(images, shown, 128),
-        caption=[f"{r.name} · {r.label}" if r.label else r.name for r in shown],
+        caption=[data.caption(r) for r in shown],
         width=110,
     )
 elif options["dims"] == 3:

@@ -18,14 +18,18 @@ from ui import state
 __all__ = [
     "SOURCES",
     "Data",
+    "caption",
+    "counted",
     "current",
     "describe",
     "forget_uploads",
     "required",
     "take_uploads",
+    "uploads_changed",
 ]
 
 UPLOADS = "uploads"
+HOME = "app_pages/home.py"  # the page with the uploader, as navigation knows it
 SOURCES = [*images.list_samples(), UPLOADS]
 _DESCRIPTIONS = {
     "photos": "Sample photos: 10 scikit-image pictures (photo / texture)",
@@ -48,6 +52,30 @@ class Data:
     images: images.ImageSet
     id: str
     title: str
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``"1 image"``, ``"2 images"``: a number and its noun, in the right number."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+_BREAK = "\u200b"  # a zero-width space: where a browser may wrap a line, invisibly
+_LONGEST_NAME = 40
+
+
+def caption(record, *parts: str) -> str:
+    """A gallery caption: the file name (shortened in the middle when very long), then ``parts``
+    and the label, joined by " · ". Narrow captions wrap after "_", "-", "/" or before the
+    extension instead of in the middle of a word."""
+    name = record.name
+    if len(name) > _LONGEST_NAME:
+        name = f"{name[: _LONGEST_NAME // 2 - 1]}…{name[-(_LONGEST_NAME // 2):]}"
+    for mark in "_-/":
+        name = name.replace(mark, mark + _BREAK)
+    stem, dot, suffix = name.rpartition(".")
+    name = f"{stem}{_BREAK}.{suffix}" if dot and stem else name
+    label = () if record.label is None else (record.label,)
+    return " · ".join((name, *parts, *label))
 
 
 def describe(source: str) -> str:
@@ -80,12 +108,13 @@ def required(source: str, min_images: int = 1) -> Data:
     chosen = current(source)
     if chosen is None:
         st.info("No uploads yet: add images on the Home page, or pick a sample set in the sidebar.")
-        st.page_link("app.py", label="Go to Home", icon=":material/home:")
+        st.page_link(HOME, label="Go to Home", icon=":material/home:")
         st.stop()
     if len(chosen.images.ok) < min_images:
         st.warning(
-            f"{chosen.title}: this page needs at least {min_images} usable image(s); the set has "
-            f"{len(chosen.images.ok)}. The Home page lists the files that could not be used."
+            f"{chosen.title}: this page needs at least {counted(min_images, 'usable image')}; "
+            f"the set has {len(chosen.images.ok)}. The Home page lists the files that could not "
+            "be used."
         )
         st.stop()
     return chosen
@@ -103,13 +132,25 @@ def take_uploads(files) -> Data | None:
     """
     ids = tuple(f.file_id for f in files or ())
     if ids and ids != st.session_state.get(state.UPLOAD_IDS):
-        with st.spinner(f"Reading {len(ids)} uploaded file(s)…"):
+        with st.spinner(f"Reading {counted(len(ids), 'uploaded file')}…"):
             image_set = images.from_uploads((f.name, f.getvalue()) for f in files)
-        noun = "file" if len(ids) == 1 else "files"
-        title = f"Your uploads: {len(ids)} {noun}, {len(image_set.ok)} usable images"
+        # Counted like the Home page's metrics: files inside a ZIP are files too.
+        title = (
+            f"Your uploads: {counted(len(image_set.ok), 'usable image')} of "
+            f"{counted(len(image_set), 'file')}"
+        )
         st.session_state[state.UPLOADED] = Data(image_set, _fingerprint(image_set), title)
         st.session_state[state.UPLOAD_IDS] = ids
     return st.session_state.get(state.UPLOADED)
+
+
+def uploads_changed() -> None:
+    """The uploader's ``on_change``: show the uploads; when its last file was removed (its ×),
+    forget them, as the "Forget my uploads" button does."""
+    if st.session_state.get(state.UPLOADS):
+        st.session_state[state.IMAGES] = UPLOADS
+    else:
+        forget_uploads()
 
 
 def forget_uploads() -> None:

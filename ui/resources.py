@@ -133,7 +133,7 @@ def backbone(choice: ModelChoice) -> featlib.Backbone:
             ``featlib.load_model_file`` do, naming an uploaded file as the user named it.
     """
     if choice.file is None:
-        with st.spinner(f"Loading {choice.backbone} ({choice.weights})…"):
+        with st.spinner(f"Loading {choice.backbone} ({choice.weights})…", show_time=True):
             return _load(choice.backbone, choice.weights, choice.seed, None, choice.preprocessing)
     saved, name = Path(choice.file.path).name, choice.file.name
     try:
@@ -197,12 +197,17 @@ def feature_maps(bb, layers, data: Data, record, resize_mode: str) -> tuple:
         float32 array (height, width, channels).
     """
     image = data.images.load(record, size=bb.input_size, resize_mode=resize_mode)
-    return image, _maps(bb.key, tuple(layers), record.sha256, resize_mode, bb, image)
+    # A spinner shows only when the maps take longer than half a second (not cached yet).
+    with st.spinner(f"Running {record.name} through {bb.name}…", show_time=True):
+        return image, _maps(bb.key, tuple(layers), record.sha256, resize_mode, bb, image)
 
 
 def _progress_bar(what: str):
-    """A progress bar and the ``progress(done, total)`` callback that moves it."""
-    bar = st.progress(0.0, text=f"Computing {what}…")
+    """A status box with a progress bar, and the ``progress(done, total)`` callback that moves
+    it. The box shows from the start (building and timing the extractor come before the first
+    batch); ``.empty()`` the first value to remove it when the work is done."""
+    slot = st.empty()
+    bar = slot.status(f"Computing {what}…", expanded=True).progress(0.0, text="Preparing…")
     start, first = time.perf_counter(), None
 
     def update(done: int, total: int) -> None:
@@ -214,7 +219,7 @@ def _progress_bar(what: str):
             text += f" · {(done - first) / (time.perf_counter() - start):.1f} images/s"
         bar.progress(done / max(total, 1), text=text)
 
-    return bar, update
+    return slot, update
 
 
 @st.cache_resource
@@ -347,13 +352,20 @@ def warm_up_umap() -> threading.Thread:
     return thread
 
 
-@st.cache_data(max_entries=16, show_spinner="Projecting…")
-def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, neighbours: int, _x):
-    """``featlib.projection.project`` of the features ``_x`` (identified by ``key``), cached."""
+@st.cache_data(max_entries=16, show_spinner=False)
+def _projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, neighbours, _x):
     return featlib.project(
         _x, method=method, n_components=dims, random_state=seed, perplexity=perplexity,
         n_neighbors=neighbours,
     )  # fmt: skip
+
+
+def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, neighbours: int, x):
+    """``featlib.projection.project`` of the features ``x`` (identified by ``key``), cached,
+    under a spinner that counts the seconds (t-SNE and UMAP take a while on large sets)."""
+    what = f"{method.upper()} of {len(x):,} images to {dims}-D"
+    with st.spinner(f"Projecting: {what}…", show_time=True):
+        return _projection(key, method, dims, seed, perplexity, neighbours, x)
 
 
 @st.cache_data(max_entries=16, show_spinner="Clustering…")

@@ -32,7 +32,7 @@ _EXPORTS = {
         "WeightsUnavailableError",
     ],
     "featlib.registry": ["BackboneSpec", "available_weights", "get_spec", "list_backbones"],
-    "featlib.weights": ["weights_key"],
+    "featlib.weights": ["fetch_weights", "import_weights", "weights_key"],
     "featlib.backbones": ["Backbone", "load_backbone", "load_model_file"],
     "featlib.layers": ["LayerInfo", "block_outputs", "default_layer", "find_layer", "list_layers"],
     "featlib.extraction": ["Extractor", "Features", "extract", "extract_set"],

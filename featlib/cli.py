@@ -44,6 +44,16 @@ duplicates across them are marked as leakage. Features come from the feature sto
 has them. The HTML report embeds thumbnails; the CSV has one row per image."""
 
 
+WEIGHTS_EXAMPLE = """example:
+  featlib weights fetch vgg16 resnet50 mobilenetv2
+  featlib weights import ~/Downloads/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5
+
+fetch fills the Keras cache ($KERAS_HOME/models, KERAS_HOME defaults to ~/.keras) ahead of going
+offline; FEATLIB_WEIGHTS_URL points downloads at a mirror of Keras' storage. import recognises a
+file by its Keras name (or --backbone NAME) and checks it against Keras' checksum where Keras has
+one, else by loading it."""
+
+
 def format_table(rows: list[list[str]], header: list[str]) -> str:
     """A plain-text table: columns padded to their widest cell, a rule under the header."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
@@ -347,6 +357,20 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def cmd_weights(args) -> int:
+    from featlib.weights import fetch_weights, import_weights
+
+    if args.action == "fetch":
+        paths = fetch_weights(args.names, include_top=args.include_top, progress=True)
+        names = args.names
+    else:
+        paths = [import_weights(args.file, backbone=args.backbone, include_top=args.include_top)]
+        names = [args.backbone or Path(args.file).name]
+    for name, path in zip(names, paths, strict=True):
+        print(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m featlib",
@@ -443,6 +467,24 @@ def _parser() -> argparse.ArgumentParser:
     ca.add_argument("action", choices=["info", "clear"])
     ca.add_argument("--cache-dir", default=None)
     ca.set_defaults(func=cmd_cache)
+
+    we = sub.add_parser(
+        "weights",
+        help="ImageNet weights in the Keras cache: fetch NAME... | import FILE",
+        epilog=WEIGHTS_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = we.add_subparsers(dest="action", required=True)
+    fe = actions.add_parser("fetch", help="download ImageNet weights into the Keras cache")
+    fe.add_argument("names", nargs="+", metavar="NAME", help="registry names")
+    im = actions.add_parser("import", help="place a weights file obtained elsewhere, checked")
+    im.add_argument("file", help="the .h5 file, as Keras names it (or give --backbone)")
+    im.add_argument("--backbone", help="registry name, when the file has another name")
+    for p in (fe, im):
+        p.add_argument(
+            "--include-top", action="store_true", help="the files with the classification head"
+        )
+    we.set_defaults(func=cmd_weights)
     return parser
 
 

@@ -25,7 +25,7 @@ PUBLIC = [
     "report_thumbnails", "resize_image", "similarity_matrix", "top_channels", "vectors_npz",
     "Sweep", "layer_sweep", "sweep_scores", "ChannelHits", "Maximized", "maximize_channel",
     "receptive_field_box", "top_activations",
-    "warm_up_umap", "weights_key",
+    "warm_up_umap", "weights_key", "fetch_weights", "import_weights",
 ]  # fmt: skip
 
 

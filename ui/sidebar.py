@@ -88,8 +88,9 @@ def _model_ui() -> resources.ModelChoice:
     weights = url_widget(
         st.selectbox, "Weights", key=state.WEIGHTS, default="auto", options=WEIGHTS,
         format_func=_WEIGHTS_LABELS.get,
-        help="What the network learned. auto: ImageNet when its file is in the Keras cache, "
-        "else the weights bundled for offline use (vgg16 only). random: untrained, the "
+        help="What the network learned. auto: ImageNet from the Keras cache, else downloaded "
+        "(unless FEATLIB_OFFLINE=1), else the weights bundled for offline use (vgg16 only). "
+        "random: untrained, the "
         "teaching baseline. your file: a .weights.h5 or a whole .keras model.",
     )  # fmt: skip
     seed, file, preprocessing = 0, None, "scale"

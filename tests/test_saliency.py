@@ -1,5 +1,7 @@
 """Grad-CAM: on a classifier trained here to answer "is there a bright square?", the heat map's
-maximum lies on the square — for a plain model and for the same network nested inside another."""
+maximum lies on the square — for a plain model and for the same network nested inside another —
+and the maps are tf-keras-vis' (a development-only dependency) on the same model, image and
+class: before the softmax with ``ReplaceToLinear``, after it without."""
 
 from __future__ import annotations
 
@@ -103,6 +105,7 @@ def test_feature_extractors_explain_their_strongest_channel(model_file):
         ("gap", {}, "spatial"),
         ("conv1", {"target": 9}, "target must be in"),
         ("conv1", {"shape": 8}, "shape"),
+        ("conv1", {"score": "softmax"}, "score must be one of"),
     ],
 )
 def test_bad_arguments(model_file, layer, kwargs, match):
@@ -111,3 +114,50 @@ def test_bad_arguments(model_file, layer, kwargs, match):
     image = np.zeros((side, side, 3), np.uint8)
     with pytest.raises(FeatlibError, match=match):
         gradcam(bb, image, layer, **kwargs)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("score", "linear"), [("logit", True), ("probability", False)])
+def test_the_same_maps_as_tf_keras_vis(square_detector, tmp_path, score, linear):
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    bb = backbone_of(square_detector, tmp_path, "detector")
+    reference = Gradcam(
+        square_detector, model_modifier=ReplaceToLinear() if linear else None, clone=True
+    )
+    rng = np.random.default_rng(3)
+    compared = 0
+    for corner in corners(rng, 4):
+        image = picture(rng, corner)
+        for target in (0, 1):
+            ours = gradcam(bb, image, "conv2", target=target, score=score)
+            theirs = np.asarray(reference(
+                CategoricalScore(target), image[None].astype(np.float32),
+                penultimate_layer="conv2", expand_cam=False, normalize_cam=False,
+            )[0])  # fmt: skip
+            assert ours.score_kind == score
+            if theirs.max() > 0:
+                assert correlation(ours.heatmap, theirs) >= 0.999
+                compared += 1
+            else:
+                assert ours.heatmap.max() == 0
+    assert compared >= 4  # a map on every picture, at least for the square's class
+
+
+@pytest.mark.slow
+def test_the_logit_is_read_before_the_softmax(square_detector, tmp_path):
+    bb = backbone_of(square_detector, tmp_path, "detector")
+    image = picture(np.random.default_rng(4), (10, 10))
+    head = square_detector.get_layer("probs")
+    pooled = keras.Model(square_detector.inputs, head.input)(image[None].astype(np.float32))
+    kernel, bias = head.get_weights()
+    logits = pooled.numpy() @ kernel + bias
+    assert gradcam(bb, image, "conv2", target=1).score == pytest.approx(logits[0, 1], rel=1e-4)
+    probability = gradcam(bb, image, "conv2", target=1, score="probability").score
+    assert probability == pytest.approx(np.exp(logits[0, 1]) / np.exp(logits[0]).sum(), rel=1e-4)

@@ -35,7 +35,8 @@ _EXPORTS = {
     "featlib.weights": ["fetch_weights", "import_weights", "weights_key"],
     "featlib.backbones": ["Backbone", "load_backbone", "load_model_file"],
     "featlib.layers": ["LayerInfo", "block_outputs", "default_layer", "find_layer", "list_layers"],
-    "featlib.extraction": ["Extractor", "Features", "extract", "extract_set"],
+    "featlib.extraction": ["Extractor", "extract", "extract_set"],
+    "featlib.features": ["Features"],
     "featlib.store": ["FeatureStore"],
     "featlib.images": [
         "RESIZE_MODES",

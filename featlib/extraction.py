@@ -18,22 +18,41 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import os
 import sys
 import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
 from featlib._tf import keras, tf
 from featlib.backbones import Backbone, preprocess
-from featlib.errors import FeatlibError, ImageError
+from featlib.errors import FeatlibError, ImageError, OptionError
+from featlib.features import (
+    POOLINGS,
+    PRECISIONS,
+    Features,
+    check_batch_size,
+    check_choice,
+    collect,
+    layer_names,
+    set_keys,
+    unique_records,
+)
 from featlib.fold import fold_batchnorm, list_foldable
+from featlib.images import RESIZE_MODES
 from featlib.layers import find_layer, layer_outputs, list_layers
+from featlib.tuning import (
+    Settings,
+    auto_settings,
+    cpu_has_bf16,
+    cpu_model,
+    default_batch_size,
+    tuned_settings,
+    worth_tuning,
+)
 
 __all__ = [
     "POOLINGS",
@@ -50,9 +69,6 @@ __all__ = [
     "resolve_precision",
 ]
 
-POOLINGS = (None, "avg", "max", "flatten")
-PRECISIONS = ("float32", "bfloat16", "mixed_float16", "auto")
-
 Progress = Callable[[int, int], None]
 
 
@@ -61,31 +77,13 @@ def device_name() -> str:
     return "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU"
 
 
-@functools.cache
-def _cpuinfo() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            return fh.read()
-    except OSError:
-        return ""
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16), per /proc/cpuinfo."""
-    flags = _cpuinfo()
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 def resolve_precision(precision: str) -> str:
     """Turn ``"auto"`` into the fastest precision this machine runs accurately.
 
     bfloat16 on CPUs with AMX / AVX512-BF16, mixed float16 on GPUs with tensor cores
     (compute capability 7.0 or newer), float32 elsewhere.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"precision must be one of {PRECISIONS}. Received: precision={precision!r}"
-        )
+    check_choice("precision", precision, PRECISIONS)
     if precision != "auto":
         return precision
     gpus = tf.config.list_physical_devices("GPU")
@@ -93,19 +91,6 @@ def resolve_precision(precision: str) -> str:
         details = tf.config.experimental.get_device_details(gpus[0])
         return "mixed_float16" if details.get("compute_capability", (0, 0)) >= (7, 0) else "float32"
     return "bfloat16" if cpu_has_bf16() else "float32"
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, or ``"cpu"`` where it does not say."""
-    models = [
-        ln.split(":", 1)[1].strip() for ln in _cpuinfo().splitlines() if ln.startswith("model name")
-    ]
-    return models[0] if models else "cpu"
-
-
-def default_batch_size(input_size: tuple[int, int]) -> int:
-    """32 at 224x224, fewer for larger inputs so a batch stays about the same size in memory."""
-    return int(np.clip(32 * (224 * 224) // (input_size[0] * input_size[1]), 1, 32))
 
 
 _FOLDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -158,8 +143,10 @@ class Extractor:
         pooling: ``"avg"`` or ``"max"`` over the spatial axes, ``"flatten"``, or ``None`` for
             full maps (keep those to the few images being looked at).
         precision: ``"float32"`` (default), ``"bfloat16"``, ``"mixed_float16"`` (GPU) or
-            ``"auto"``: the settings measured fastest for this backbone on this machine
-            (``featlib.tuning.tuned_settings``: precision, batch size unless given, XLA).
+            ``"auto"``: the settings measured fastest for this backbone on this machine where
+            they have been measured, else the hardware defaults (``featlib.tuning.auto_settings``:
+            precision, batch size unless given, XLA). An extractor never times anything itself;
+            ``extract_set`` does when a job is large enough to repay it.
         batch_size: images per forward pass; default from ``default_batch_size``.
         jit_compile: compile the forward pass with XLA (pays on some GPUs; on CPUs it made
             depthwise models 20x slower). With ``"auto"``, the measured choice.
@@ -167,6 +154,7 @@ class Extractor:
     Attributes:
         layers: the layer names, in the order given.
         precision: the resolved precision.
+        asked_precision: the precision as asked (``"auto"`` or the same as ``precision``).
         batch_size: images per forward pass.
         jit_compile: whether XLA compiles the forward pass.
         output_shapes: per layer, the shape of one image's output after pooling.
@@ -187,28 +175,24 @@ class Extractor:
         batch_size=None,
         jit_compile=False,
     ):
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
-        names = [layers] if isinstance(layers, str) else list(layers)
-        if not names:
-            raise ValueError("layers must name at least one layer. Received: layers=[]")
-        if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be at least 1. Received: batch_size={batch_size!r}")
+        check_choice("pooling", pooling, POOLINGS)
+        check_choice("precision", precision, PRECISIONS)
+        check_batch_size(batch_size)
+        names = layer_names(layers)
         infos = list_layers(backbone)
         for name in names:
             find_layer(backbone, name, infos)
         self.backbone = backbone
         self.layers = names
         self.pooling = pooling
-        self.precision = resolve_precision(precision)
+        self.asked_precision = precision
+        self.precision = precision
         self.batch_size = int(batch_size or default_batch_size(backbone.input_size))
         self.jit_compile = bool(jit_compile)
         if precision == "auto":
-            from featlib.tuning import tuned_settings
-
-            tuned = tuned_settings(backbone)
-            self.precision, self.jit_compile = tuned.precision, tuned.jit_compile
-            self.batch_size = int(batch_size or tuned.batch_size)
+            auto = auto_settings(backbone)
+            self.precision, self.jit_compile = auto.precision, auto.jit_compile
+            self.batch_size = int(batch_size or auto.batch_size)
         model = _folded(backbone.model, names)
         if self.precision != "float32":
             model = _with_policy(model, f"mixed_{self.precision.removeprefix('mixed_')}")
@@ -253,7 +237,7 @@ class Extractor:
         images = np.asarray(images)
         expected = (*self.backbone.input_size, 3)
         if images.ndim != 4 or images.shape[1:] != expected or images.dtype != np.uint8:
-            raise ValueError(
+            raise OptionError(
                 f"images must be uint8 of shape (n, {expected[0]}, {expected[1]}, 3). "
                 f"Received: dtype={images.dtype}, shape={images.shape}"
             )
@@ -269,36 +253,6 @@ class Extractor:
 def extract(backbone: Backbone, images: np.ndarray, layers, pooling="avg", **kwargs):
     """One-call extraction: ``Extractor(backbone, layers, pooling, **kwargs)(images)``."""
     return Extractor(backbone, layers, pooling=pooling, **kwargs)(images)
-
-
-@dataclass
-class Features:
-    """Pooled features of the usable images of a set.
-
-    Attributes:
-        records: the image records the rows belong to, in the set's order.
-        features: layer name -> float32 ndarray of shape (n_images, n_features).
-        errors: records of images that could not be used, each with its ``error``.
-        computed: how many distinct images were run through the network (the rest came from
-            the store or were duplicates).
-    """
-
-    records: list
-    features: dict[str, np.ndarray]
-    errors: list
-    computed: int = 0
-
-    @property
-    def labels(self) -> list:
-        return [r.label for r in self.records]
-
-    @property
-    def names(self) -> list[str]:
-        return [r.name for r in self.records]
-
-    @property
-    def sha256(self) -> list[str]:
-        return [r.sha256 for r in self.records]
 
 
 def _load(image_set, record, size, resize_mode):
@@ -327,6 +281,36 @@ def decode_threads() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+def _check_extractor(ex: Extractor, backbone: Backbone, names, pooling, precision) -> None:
+    """Refuse an extractor made for other settings: its vectors would be stored under keys
+    that say otherwise."""
+    wrong = []
+    if (ex.backbone.key, tuple(ex.backbone.input_size)) != (backbone.key, backbone.input_size):
+        wrong.append(f"backbone {backbone.key} at {backbone.input_size}")
+    if set(ex.layers) != set(names):
+        wrong.append(f"layers {names}")
+    if ex.pooling != pooling:
+        wrong.append(f"pooling={pooling!r}")
+    if precision not in (None, ex.precision, ex.asked_precision):
+        wrong.append(f"precision={precision!r}")
+    if wrong:
+        raise OptionError(
+            f"extractor must be made for what extract_set is asked: {', '.join(wrong)}. "
+            f"Received: an extractor for backbone {ex.backbone.key} at {ex.backbone.input_size}, "
+            f"layers {ex.layers}, pooling={ex.pooling!r}, precision={ex.asked_precision!r}"
+        )
+
+
+def _run_settings(backbone: Backbone, extractor, precision: str, batch_size) -> Settings:
+    """The settings a job starts from, before it knows whether timing would pay."""
+    if extractor is not None:
+        return Settings(extractor.precision, extractor.batch_size, extractor.jit_compile)
+    if precision == "auto":
+        auto = auto_settings(backbone)
+        return dataclasses.replace(auto, batch_size=batch_size or auto.batch_size)
+    return Settings(precision, batch_size or default_batch_size(backbone.input_size))
+
+
 def extract_set(
     backbone: Backbone,
     image_set,
@@ -334,7 +318,7 @@ def extract_set(
     *,
     pooling: str = "avg",
     resize_mode: str = "stretch",
-    precision: str = "float32",
+    precision: str | None = None,
     batch_size: int | None = None,
     store=None,
     progress: Progress | None = None,
@@ -344,7 +328,8 @@ def extract_set(
 
     Images are decoded on low-priority threads (``decode_threads``) while the network runs on
     the previous batch.
-    Each distinct image (by SHA-256) is computed once; what the store has is not computed.
+    Each distinct image (by SHA-256) is computed once; what the store has is not computed, and
+    when it has everything no model is run at all.
 
     Args:
         backbone: a ``featlib.Backbone``.
@@ -352,14 +337,20 @@ def extract_set(
         layers: one layer name or a list.
         pooling: ``"avg"``, ``"max"`` or ``"flatten"`` (full maps are not kept for sets).
         resize_mode: ``"stretch"``, ``"center-crop"`` or ``"pad"``.
-        precision: see ``Extractor``.
+        precision: see ``Extractor``; ``None``: the extractor's, else ``"float32"``. With
+            ``"auto"``, the settings are timed first (``featlib.tuning.tuned_settings``) only
+            when the images to compute are enough to repay it (``featlib.tuning.worth_tuning``).
         batch_size: see ``Extractor``.
         store: a ``featlib.FeatureStore``, or ``None`` to keep nothing on disk.
         progress: called as ``progress(done, total)`` with counts of distinct images.
-        extractor: an ``Extractor`` to reuse (its layers, pooling and precision win).
+        extractor: an ``Extractor`` to reuse (its batch size wins). It must have been made for
+            this backbone, these layers, this pooling and this precision.
 
     Returns:
         ``Features`` with one row per usable record.
+
+    Raises:
+        OptionError: a bad option, or an extractor made for something else.
 
     Example::
 
@@ -368,37 +359,48 @@ def extract_set(
         (10, 512)
     """
     if pooling is None:
-        raise ValueError("extract_set keeps pooled vectors only: pooling must not be None.")
+        raise OptionError(
+            "extract_set keeps pooled vectors only: pooling must be 'avg', 'max' or 'flatten'. "
+            "Received: pooling=None"
+        )
+    check_choice("pooling", pooling, POOLINGS)
+    check_choice("resize_mode", resize_mode, RESIZE_MODES)
+    if precision is not None:
+        check_choice("precision", precision, PRECISIONS)
+    check_batch_size(batch_size)
+    names = layer_names(layers)
+    if extractor is not None:
+        _check_extractor(extractor, backbone, names, pooling, precision)
     if not len(image_set):
-        raise FeatlibError("The image set is empty: there is nothing to extract.")
-    ex = extractor or Extractor(backbone, layers, pooling, precision, batch_size)
-    names = ex.layers
+        raise FeatlibError(
+            "The image set is empty: there is nothing to extract. Received: an ImageSet of 0 files"
+        )
     size = backbone.input_size
     ok = list(image_set.ok)
-    unique: dict[str, object] = {}
-    for rec in ok:
-        unique.setdefault(rec.sha256, rec)
+    unique = unique_records(image_set)
+    settings = _run_settings(backbone, extractor, precision or "float32", batch_size)
 
-    def keys_for(sha):
-        return {
-            n: store.key(sha, backbone.key, n, size, resize_mode, ex.pooling, ex.precision)
-            for n in names
-        }
+    def lookup(precision: str) -> tuple[dict, dict, list]:
+        keys = set_keys(unique, backbone.key, names, size, resize_mode, pooling, precision)
+        found = store.get_set(keys) if store is not None else {}
+        return keys, found, [rec for sha, rec in unique.items() if sha not in found]
 
-    vectors: dict[str, dict[str, np.ndarray]] = {}
-    todo = []
-    with store.batch() if store is not None else contextlib.nullcontext():
-        for sha, rec in unique.items():
-            found = store.get_many(keys_for(sha)) if store is not None else None
-            if found is not None:
-                vectors[sha] = found
-            else:
-                todo.append(rec)
+    keys, vectors, todo = lookup(settings.precision)
+    timing_pays = precision == "auto" and not settings.measured and worth_tuning(len(todo), size)
+    if extractor is None and timing_pays:
+        tuned = tuned_settings(backbone)
+        if tuned.precision != settings.precision:
+            keys, vectors, todo = lookup(tuned.precision)
+        settings = dataclasses.replace(tuned, batch_size=batch_size or tuned.batch_size)
+    ex = extractor
+    if ex is None and (todo or not unique):  # nothing to compute: no model is run or traced
+        ex = Extractor(backbone, names, pooling, settings.precision, settings.batch_size,
+                       settings.jit_compile)  # fmt: skip
     total, done = len(unique), len(unique) - len(todo)
     if progress:
         progress(done, total)
     failed: dict[str, object] = {}
-    chunks = [todo[i : i + ex.batch_size] for i in range(0, len(todo), ex.batch_size)]
+    chunks = [todo[i : i + settings.batch_size] for i in range(0, len(todo), settings.batch_size)]
     with ThreadPoolExecutor(decode_threads(), initializer=_lowest_priority) as pool:
 
         def submit(chunk):
@@ -414,22 +416,16 @@ def extract_set(
             if decoded:
                 arrays = ex.run_batch(np.stack([x for _, x in decoded]))
                 for j, (rec, _) in enumerate(decoded):
-                    vectors[rec.sha256] = {n: a[j] for n, a in zip(names, arrays, strict=True)}
+                    vectors[rec.sha256] = {n: a[j] for n, a in zip(ex.layers, arrays, strict=True)}
                 if store is not None:
                     with store.batch():  # this batch is stored before progress is said
                         for rec, _ in decoded:
-                            store.put_many(keys_for(rec.sha256), vectors[rec.sha256])
+                            store.put_many(keys[rec.sha256], vectors[rec.sha256])
             done += len(chunk)
             if progress:
                 progress(done, total)
-    rows = [r for r in ok if r.sha256 in vectors]
     errors = list(image_set.errors) + [
         dataclasses.replace(r, error=failed[r.sha256].error) for r in ok if r.sha256 in failed
     ]
-    feats = {
-        n: np.stack([vectors[r.sha256][n] for r in rows]).astype(np.float32, copy=False)
-        if rows
-        else np.empty((0, *ex.output_shapes[n]), np.float32)
-        for n in names
-    }
-    return Features(records=rows, features=feats, errors=errors, computed=len(todo) - len(failed))
+    computed = len(todo) - len(failed)
+    return collect(ok, vectors, names, errors, computed, ex.output_shapes if ex else None)

@@ -32,6 +32,7 @@ import logging
 import os
 import sqlite3
 import sys
+import tempfile
 from pathlib import Path
 
 import diskcache
@@ -39,7 +40,7 @@ import numpy as np
 
 from featlib.errors import StoreError
 
-__all__ = ["DEFAULT_SIZE_LIMIT", "FeatureStore", "default_cache_dir"]
+__all__ = ["DEFAULT_SIZE_LIMIT", "FeatureStore", "default_cache_dir", "read_json", "update_json"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,37 @@ def default_cache_dir() -> Path:
         return Path(os.environ["FEATLIB_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "featlib"
+
+
+def read_json(name: str) -> dict:
+    """The JSON object featlib keeps as ``name`` in ``default_cache_dir()`` (what "auto" chose,
+    the default layers), or ``{}`` when it is absent or not a JSON object."""
+    try:
+        data = json.loads((default_cache_dir() / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def update_json(name: str, key: str, value) -> None:
+    """Set ``key`` in that object, written whole or not at all; where the folder cannot be
+    written, nothing is kept (the caller still has its value)."""
+    data = read_json(name)
+    data[key] = value
+    path = default_cache_dir() / name
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".json")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        log.debug("could not write %s", path, exc_info=True)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 class _NoPickleDisk(diskcache.Disk):
@@ -187,6 +219,13 @@ class FeatureStore:
                 return None
             out[name] = array
         return out
+
+    def get_set(self, keys: dict[str, dict[str, str]]) -> dict[str, dict[str, np.ndarray]]:
+        """For ``{item: {name: key}}``, every item whose arrays are all stored, read in one
+        transaction: ``{item: {name: array}}``."""
+        with self.batch():
+            found = {item: self.get_many(item_keys) for item, item_keys in keys.items()}
+        return {item: arrays for item, arrays in found.items() if arrays is not None}
 
     def put_many(self, keys: dict[str, str], arrays: dict[str, np.ndarray]) -> None:
         """Store ``arrays[name]`` under ``keys[name]`` for every name."""

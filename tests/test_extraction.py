@@ -12,11 +12,15 @@ import pytest
 from PIL import Image
 
 import featlib
+from featlib import extraction, tuning
 from featlib._tf import keras
 from featlib.backbones import load_model_file
+from featlib.errors import FeatlibError, OptionError
 from featlib.extraction import Extractor, default_batch_size, resolve_precision
 from featlib.fold import list_foldable
 from featlib.layers import list_layers
+from featlib.store import FeatureStore
+from featlib.tuning import Settings
 
 EQUIVALENCE = [("vgg16", 64), ("resnet50", 64), ("mobilenetv2", 64), ("efficientnetb0", 64),
                ("inceptionv3", 96)]  # fmt: skip
@@ -129,13 +133,13 @@ def test_bfloat16_keeps_pooled_vectors_close_on_real_photos():
     ],
 )
 def test_bad_arguments(model_file, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(FeatlibError, match=match):
         Extractor(load_model_file(model_file), **kwargs)
 
 
 def test_images_of_the_wrong_shape_are_refused(model_file):
     ex = Extractor(load_model_file(model_file), "conv1")
-    with pytest.raises(ValueError, match=r"uint8 of shape \(n, 32, 32, 3\).*\(2, 16, 16, 3\)"):
+    with pytest.raises(OptionError, match=r"uint8 of shape \(n, 32, 32, 3\).*\(2, 16, 16, 3\)"):
         ex(np.zeros((2, 16, 16, 3), np.uint8))
 
 
@@ -162,8 +166,6 @@ def test_extractors_share_one_folded_copy_unless_a_conv_is_asked_for():
 def test_extract_set_equals_the_extractor_and_decodes_at_the_lowest_priority(
     model_file, monkeypatch
 ):
-    from featlib import extraction
-
     rng = np.random.default_rng(0)
     files = []
     for i in range(11):
@@ -194,8 +196,6 @@ def test_extract_set_equals_the_extractor_and_decodes_at_the_lowest_priority(
 def test_the_shared_folded_copy_does_not_keep_a_model_alive(model_file, with_batchnorm):
     import gc
     import weakref
-
-    from featlib import extraction
 
     if with_batchnorm:
         bb = featlib.load_backbone("mobilenetv2", weights="random", seed=0, input_size=(32, 32))
@@ -232,3 +232,66 @@ def test_an_image_that_fails_while_extracting_is_reported_and_the_rest_goes_on(
     _assert_close(
         feats.features["gap"], Extractor(bb, "gap")(images.load_batch(ok, (32, 32)))["gap"]
     )
+
+
+def _pngs(n, seed=0):
+    rng = np.random.default_rng(seed)
+    files = []
+    for i in range(n):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(buf, "PNG")
+        files.append((f"{i}.png", buf.getvalue()))
+    return featlib.from_uploads(files)
+
+
+def test_extract_set_refuses_an_extractor_made_for_something_else(model_file, tmp_path):
+    from tests.conftest import make_tiny_model
+
+    bb = load_model_file(model_file)
+    make_tiny_model(name="other").save(tmp_path / "other.keras")
+    other = load_model_file(tmp_path / "other.keras")
+    images, store = _pngs(3), FeatureStore(tmp_path / "store")
+    ex = Extractor(bb, "gap", pooling="avg", precision="float32")
+    for backbone, layers, kwargs, what in [
+        (other, "gap", {}, "backbone"),
+        (bb, "conv1", {}, "layers"),
+        (bb, "gap", {"pooling": "max"}, "pooling='max'"),
+        (bb, "gap", {"precision": "bfloat16"}, "precision='bfloat16'"),
+    ]:
+        with pytest.raises(OptionError, match=rf"made for what extract_set is asked: {what}.*"):
+            featlib.extract_set(backbone, images, layers, extractor=ex, store=store, **kwargs)
+    assert store.info()["entries"] == 0
+    feats = featlib.extract_set(bb, images, "gap", extractor=ex, precision="float32", store=store)
+    assert feats.computed == 3 and store.info()["entries"] == 3
+
+
+def test_a_fully_stored_set_runs_no_model(model_file, tmp_path, monkeypatch):
+    bb, images, store = load_model_file(model_file), _pngs(4), FeatureStore(tmp_path)
+    first = featlib.extract_set(bb, images, ["conv1", "gap"], store=store)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("an Extractor was built")
+
+    monkeypatch.setattr(extraction, "Extractor", no_model)
+    again = featlib.extract_set(bb, images, ["conv1", "gap"], store=store)
+    assert again.computed == 0
+    for name, want in first.features.items():
+        np.testing.assert_array_equal(again.features[name], want)
+
+
+def test_auto_times_only_a_job_large_enough_to_repay_it(model_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEATLIB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(tuning, "_measured", {})
+    timed = []
+    monkeypatch.setattr(tuning, "_measure", lambda bb: timed.append(bb) or Settings("float32", 3))
+    bb, images = load_model_file(model_file), _pngs(5)
+    small = featlib.extract_set(bb, images, "gap", precision="auto")
+    assert timed == []  # 5 images cannot repay the timing: the hardware defaults
+    arch = tuning.architecture(bb.name, bb.include_top, bb.key)
+    defaults = Settings(resolve_precision("auto"), default_batch_size(bb.input_size), False, False)
+    assert tuning.known_settings(arch, bb.input_size) == defaults
+    monkeypatch.setattr(extraction, "worth_tuning", lambda n, size: n >= 5)
+    large = featlib.extract_set(bb, images, "gap", precision="auto")
+    assert timed == [bb]
+    assert tuning.known_settings(arch, bb.input_size) == Settings("float32", 3)
+    np.testing.assert_allclose(large.features["gap"], small.features["gap"], rtol=2e-2, atol=2e-2)

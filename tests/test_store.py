@@ -288,3 +288,28 @@ def test_extraction_recomputes_only_damaged_entries(tmp_path, model_file):
     np.testing.assert_array_equal(again.features["gap"], first.features["gap"])
     changed = featlib.extract_set(bb, images, "gap", store=store, pooling="max")
     assert changed.computed == 5  # pooling is part of the key
+
+
+def test_get_set_returns_the_items_whose_every_array_is_stored(store):
+    store.put("a1", np.ones(2, np.float32))
+    store.put("a2", np.zeros(3, np.float32))
+    store.put("b1", np.ones(2, np.float32))
+    found = store.get_set({"a": {"x": "a1", "y": "a2"}, "b": {"x": "b1", "y": "b2"}})
+    assert list(found) == ["a"]
+    np.testing.assert_array_equal(found["a"]["y"], np.zeros(3, np.float32))
+
+
+def test_json_notes_are_kept_whole_and_a_bad_file_reads_as_empty(tmp_path, monkeypatch):
+    from featlib.store import read_json, update_json
+
+    monkeypatch.setenv("FEATLIB_CACHE_DIR", str(tmp_path / "cache"))
+    assert read_json("notes.json") == {}
+    update_json("notes.json", "a", 1)
+    update_json("notes.json", "b", {"c": [2]})
+    assert read_json("notes.json") == {"a": 1, "b": {"c": [2]}}
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["notes.json"]
+    (tmp_path / "cache" / "notes.json").write_text("[1, 2]")
+    assert read_json("notes.json") == {}
+    monkeypatch.setenv("FEATLIB_CACHE_DIR", str(tmp_path / "cache" / "notes.json" / "below"))
+    update_json("notes.json", "a", 1)  # cannot be written: nothing kept, nothing raised
+    assert read_json("notes.json") == {}

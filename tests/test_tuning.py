@@ -4,6 +4,9 @@ every setting it can choose gives the plain path's results."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -24,7 +27,7 @@ def tuner(monkeypatch, tmp_path):
     def setup(times, low="bfloat16", device="CPU"):
         monkeypatch.setattr(extraction, "resolve_precision", lambda p: low if p == "auto" else p)
         monkeypatch.setattr(extraction, "device_name", lambda: device)
-        tuning._machine_id.cache_clear()
+        tuning.machine_id.cache_clear()
         tuning._measured.clear()
 
         def fake(backbone, settings, images, extractors):
@@ -36,7 +39,7 @@ def tuner(monkeypatch, tmp_path):
         return measured
 
     yield setup
-    tuning._machine_id.cache_clear()
+    tuning.machine_id.cache_clear()
     tuning._measured.clear()
 
 
@@ -97,7 +100,7 @@ def test_settings_are_remembered_and_bad_entries_replaced(model_file, tuner, tmp
     path = tmp_path / "tuning.json"
     (key,) = json.loads(path.read_text())
     assert json.loads(path.read_text())[key] == {
-        "precision": "bfloat16", "batch_size": 32, "jit_compile": False,
+        "precision": "bfloat16", "batch_size": 32, "jit_compile": False, "measured": True,
     }  # fmt: skip
     for bad in ({"precision": "float64", "batch_size": 32, "jit_compile": False},
                 {"precision": "float32", "batch_size": 0, "jit_compile": False},
@@ -114,8 +117,12 @@ def test_settings_are_remembered_and_bad_entries_replaced(model_file, tuner, tmp
 
 
 def test_auto_extractor_uses_the_tuned_settings_unless_the_batch_is_given(model_file, tuner):
-    tuner({Settings("float32", 32): 1e-3, Settings("float32", 64): 0.5e-3}, low="float32")
+    times = {Settings("float32", 32): 1e-3, Settings("float32", 64): 0.5e-3}
+    measured = tuner(times, low="float32")
     bb = load_model_file(model_file)
+    untimed = Extractor(bb, "gap", precision="auto")  # an extractor never times by itself
+    assert (untimed.precision, untimed.batch_size, measured) == ("float32", 32, [])
+    tuned_settings(bb)
     ex = Extractor(bb, "gap", precision="auto")
     assert (ex.precision, ex.batch_size, ex.jit_compile) == ("float32", 64, False)
     assert Extractor(bb, "gap", precision="auto", batch_size=5).batch_size == 5
@@ -125,11 +132,13 @@ def test_auto_extractor_uses_the_tuned_settings_unless_the_batch_is_given(model_
 def test_auto_measures_for_real(model_file, monkeypatch, tmp_path):
     monkeypatch.setenv("FEATLIB_CACHE_DIR", str(tmp_path))
     bb = load_model_file(model_file)
+    tuned_settings(bb)
     ex = Extractor(bb, "gap", precision="auto")
     saved = json.loads((tmp_path / "tuning.json").read_text())
     assert list(saved.values()) == [
-        {"precision": ex.precision, "batch_size": ex.batch_size, "jit_compile": ex.jit_compile}
-    ]
+        {"precision": ex.precision, "batch_size": ex.batch_size, "jit_compile": ex.jit_compile,
+         "measured": True}
+    ]  # fmt: skip
     x = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     plain = Extractor(bb, "gap")(x)["gap"]
     np.testing.assert_allclose(ex(x)["gap"], plain, rtol=2e-2, atol=2e-2 * np.abs(plain).max())
@@ -143,3 +152,40 @@ def test_xla_gives_the_plain_results(model_file):
     assert xla.jit_compile
     for name, got in xla(x).items():
         np.testing.assert_allclose(got, plain[name], rtol=1e-5, atol=1e-5)
+
+
+def test_timing_pays_only_for_jobs_that_can_repay_it():
+    size = (224, 224)
+    break_even = tuning.tuning_cost(size) / tuning.MAX_GAIN
+    assert not tuning.worth_tuning(256, size)  # benchmarks/cli.py's job
+    assert not tuning.worth_tuning(int(break_even) - 1, size)
+    assert tuning.worth_tuning(int(np.ceil(break_even)), size)
+    assert tuning.tuning_cost((600, 600)) < tuning.tuning_cost(size)  # smaller batches there
+
+
+def test_auto_settings_are_the_untimed_defaults_and_are_remembered(model_file, tuner):
+    measured = tuner({}, low="bfloat16")
+    bb = load_model_file(model_file)
+    defaults = Settings("bfloat16", 32, measured=False)
+    assert tuning.auto_settings(bb) == defaults
+    assert measured == []
+    arch = tuning.architecture(bb.name, bb.include_top, bb.key)
+    tuning._measured.clear()  # a later process: it reads tuning.json
+    assert tuning.known_settings(arch, bb.input_size) == defaults
+    assert tuning.known_settings(arch, (64, 64)) is None
+    tuned = tuned_settings(bb)  # timing replaces the defaults
+    assert tuned.measured and measured
+    assert tuning.auto_settings(bb) == tuning.known_settings(arch, bb.input_size) == tuned
+
+
+def test_known_settings_need_no_tensorflow(tmp_path):
+    code = (
+        "import sys; from featlib import tuning; "
+        "print(tuning.known_settings(tuning.architecture('vgg16', False), (224, 224)), "
+        "'tensorflow' in sys.modules)"
+    )
+    env = {**os.environ, "FEATLIB_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split() == ["None", "False"]

@@ -1,12 +1,18 @@
-"""``python -m featlib``: extract features, check a dataset, list backbones and layers, the cache.
+"""The ``featlib`` command: extract features, check a dataset, list backbones and layers, the
+cache, the weights. ``python -m featlib`` is the same.
 
 Exit codes: 0 when the command did its work (for ``extract`` and ``check``: enough images were
-usable), 1 when too few images could be used, 2 for bad arguments (an unknown backbone or layer
-included).
+usable), 1 when too few images could be used, 2 for bad arguments, options, names and files (an
+unknown backbone or layer, a missing source, an unwritable output), said in one line on stderr.
+TensorFlow's start-up notices are hidden unless ``--verbose`` is given.
+
+A run whose every vector is already in the feature store does not import TensorFlow: the store
+keys come from ``featlib.weights_key``, the tuning file and the default layers remembered in
+``layers.json`` beside it.
 
 Example::
 
-    python -m featlib extract photos/ --backbone vgg16 --weights offline \\
+    featlib extract photos/ --backbone vgg16 --weights offline \\
         --layer block4_pool --layer block5_pool --out features.parquet
 """
 
@@ -14,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
+import logging
 import os
 import sys
 import tempfile
@@ -22,12 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
+import featlib
 from featlib.errors import FeatlibError
+from featlib.features import POOLINGS, PRECISIONS
+from featlib.images import RESIZE_MODES
+from featlib.registry import PREPROCESSING_MODES
 
 __all__ = ["format_table", "main", "write_features"]
 
 EXTRACT_EXAMPLE = """example:
-  python -m featlib extract photos/ --backbone vgg16 --weights offline \\
+  featlib extract photos/ --backbone vgg16 --weights offline \\
       --layer block4_pool --layer block5_pool --pooling avg --out features.npz
 
 SOURCE is a folder (labels from sub-folder names), a .zip, a .csv of path,label, or
@@ -36,8 +48,8 @@ images come from the feature store. Failed files are listed and written to OUT.e
 
 
 CHECK_EXAMPLE = """example:
-  python -m featlib check photos/ --backbone vgg16 --weights offline --out report.html
-  python -m featlib check data.zip --threshold near_duplicates=0.98 --out report.csv
+  featlib check photos/ --backbone vgg16 --weights offline --out report.html
+  featlib check data.zip --threshold near_duplicates=0.98 --out report.csv
 
 Labels come from sub-folder names; top-level train/ test/ val/ folders become splits, and
 duplicates across them are marked as leakage. Features come from the feature store when it
@@ -146,10 +158,14 @@ def _progress_bar(desc: str):
     return bar, update
 
 
+def _is_model_file(backbone: str) -> bool:
+    return backbone.endswith((".keras", ".h5")) and not backbone.endswith(".weights.h5")
+
+
 def _load(args):
     from featlib.backbones import load_backbone, load_model_file
 
-    if args.backbone.endswith((".keras", ".h5")) and not args.backbone.endswith(".weights.h5"):
+    if _is_model_file(args.backbone):
         return load_model_file(args.backbone, preprocessing=args.preprocessing)
     return load_backbone(args.backbone, weights=args.weights, seed=args.seed)
 
@@ -160,21 +176,58 @@ def _open_store(args):
     return None if args.no_store else FeatureStore(args.cache_dir)
 
 
-def _extract(args, layers: list[str] | None, out: Path, default=None):
-    """Open the source, load the backbone, extract with a progress bar, list failed files.
+_LAYERS_FILE = "layers.json"
 
-    ``default(backbone)`` names the layer when ``layers`` is empty (``_default_layer`` unless
-    given). Returns ``(image_set, backbone, layers, features, seconds)``.
-    """
+
+def _layer_note(backbone: str, kind: str) -> str:
+    """Where the default layer of a registry backbone is remembered (it is fixed by the
+    architecture, but only a built model can tell it)."""
+    from featlib.registry import get_spec
+    from featlib.tuning import architecture
+
+    return f"{architecture(get_spec(backbone).name, False)}|{kind}|featlib {featlib.__version__}"
+
+
+def _from_store(args, image_set, layers: list[str] | None, kind: str, store):
+    """``(backbone name, layers, features)`` when the store holds every vector, found without
+    TensorFlow; ``None`` when anything would need the model (weights a download would decide,
+    a default layer or an "auto" precision never resolved here, a missing vector)."""
+    from featlib.features import stored_features
+    from featlib.registry import get_spec
+    from featlib.store import read_json
+    from featlib.tuning import architecture, known_settings
+    from featlib.weights import weights_key
+
+    if store is None or _is_model_file(args.backbone):
+        return None
+    key = weights_key(args.backbone, args.weights, seed=args.seed)
+    spec = get_spec(args.backbone)
+    remembered = read_json(_LAYERS_FILE).get(_layer_note(args.backbone, kind))
+    layers = layers or ([remembered] if isinstance(remembered, str) else None)
+    precision = args.precision
+    if precision == "auto":
+        known = known_settings(architecture(spec.name, False), spec.input_size)
+        precision = known and known.precision
+    if key is None or not layers or not precision:
+        return None
+    feats = stored_features(
+        image_set, key, layers, spec.input_size, pooling=args.pooling, resize_mode=args.resize,
+        precision=precision, store=store,
+    )  # fmt: skip
+    return None if feats is None else (spec.name, layers, feats)
+
+
+def _compute(args, image_set, layers: list[str] | None, kind: str, store):
+    """Load the backbone and extract what the store lacks, with a progress bar."""
     from featlib.extraction import extract_set
-    from featlib.images import open_source
+    from featlib.store import update_json
 
-    image_set = open_source(args.source)
     backbone = _load(args)
-    layers = layers or [(default or _default_layer)(backbone)]
-    store = _open_store(args)
+    if not layers:
+        layers = [DEFAULT_LAYERS[kind](backbone)]
+        if not _is_model_file(args.backbone):
+            update_json(_LAYERS_FILE, _layer_note(args.backbone, kind), layers[0])
     bar, update = _progress_bar(f"{backbone.name} {','.join(layers)}")
-    start = time.perf_counter()
     with bar:
         feats = extract_set(
             backbone,
@@ -187,6 +240,22 @@ def _extract(args, layers: list[str] | None, out: Path, default=None):
             store=store,
             progress=update,
         )
+    return backbone.name, layers, feats
+
+
+def _extract(args, layers: list[str] | None, out: Path, kind: str):
+    """Open the source, take what the store has or compute it, list failed files.
+
+    ``kind`` names the default layer when ``layers`` is empty (see ``DEFAULT_LAYERS``).
+    Returns ``(image_set, layers, features, seconds)``.
+    """
+    from featlib.images import open_source
+
+    image_set = open_source(args.source)
+    store = _open_store(args)
+    start = time.perf_counter()
+    found = _from_store(args, image_set, layers, kind, store)
+    _, layers, feats = found or _compute(args, image_set, layers, kind, store)
     seconds = time.perf_counter() - start
     errors_path = out.with_name(out.name + ".errors.csv")
     if feats.errors:
@@ -197,18 +266,21 @@ def _extract(args, layers: list[str] | None, out: Path, default=None):
         print(f"(listed in {errors_path})", file=sys.stderr)
     else:
         errors_path.unlink(missing_ok=True)
-    return image_set, backbone, layers, feats, seconds
+    return image_set, layers, feats, seconds
 
 
-def _check_suffix(out: Path, suffixes: tuple[str, ...]) -> None:
+def _check_out(out: Path, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output path before any work: a wrong suffix, a folder that is not there."""
     if out.suffix not in suffixes:
-        raise FeatlibError(f"--out must end in {' or '.join(suffixes)}. Received: {out}")
+        raise FeatlibError(f"--out must end in {' or '.join(suffixes)}. Received: --out {out}")
+    if not out.parent.is_dir():
+        raise FeatlibError(f"--out must be in an existing folder. Received: --out {out}")
 
 
 def cmd_extract(args) -> int:
     out = Path(args.out)
-    _check_suffix(out, (".npz", ".parquet"))
-    _, _, layers, feats, seconds = _extract(args, args.layer, out)
+    _check_out(out, (".npz", ".parquet"))
+    _, layers, feats, seconds = _extract(args, args.layer, out, "extract")
     if not feats.records:
         print("No image could be used; nothing written.", file=sys.stderr)
         return 1
@@ -231,11 +303,13 @@ def _thresholds(pairs: list[str] | None) -> dict[str, float]:
     for pair in pairs or []:
         issue, _, value = pair.partition("=")
         if issue not in ISSUES:
-            raise FeatlibError(f"--threshold: unknown issue {issue!r}; one of {', '.join(ISSUES)}")
+            raise FeatlibError(
+                f"--threshold: the issue must be one of {', '.join(ISSUES)}. Received: {pair}"
+            )
         try:
             thresholds[issue] = float(value)
         except ValueError:
-            raise FeatlibError(f"--threshold {pair}: expected ISSUE=NUMBER") from None
+            raise FeatlibError(f"--threshold must be ISSUE=NUMBER. Received: {pair}") from None
     return thresholds
 
 
@@ -243,11 +317,9 @@ def cmd_check(args) -> int:
     from featlib.checks import check_image_set, report_thumbnails
 
     out = Path(args.out)
-    _check_suffix(out, (".html", ".csv"))
+    _check_out(out, (".html", ".csv"))
     thresholds = _thresholds(args.threshold)
-    image_set, _, (layer,), feats, seconds = _extract(
-        args, args.layer and [args.layer], out, default=_check_layer
-    )
+    image_set, (layer,), feats, seconds = _extract(args, args.layer and [args.layer], out, "check")
     if len(feats.records) < 3:
         print(f"{len(feats.records)} usable image(s): the checks need 3.", file=sys.stderr)
         return 1
@@ -307,8 +379,11 @@ def _check_layer(backbone) -> str:
     return default_layer(list_layers(backbone), block_outputs(backbone))
 
 
+DEFAULT_LAYERS = {"extract": _default_layer, "check": _check_layer}
+
+
 def cmd_backbones(args) -> int:
-    from featlib.backbones import REGISTRY, available_weights
+    from featlib.registry import REGISTRY, available_weights
 
     rows = [
         [
@@ -371,13 +446,45 @@ def cmd_weights(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in the one-line form of every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _count(minimum: int):
+    """An argparse type: an integer of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer of at least {minimum}. Received: {text!r}"
+            )
+        return value
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m featlib",
+    verbose = _Parser(add_help=False)
+    verbose.add_argument(
+        "--verbose", action="store_true", default=argparse.SUPPRESS,
+        help="show TensorFlow's own log lines and featlib's log messages",
+    )  # fmt: skip
+    parser = _Parser(
+        prog="featlib",
         description="See what pretrained image networks see: features from the command line.",
-        epilog="example: python -m featlib layers vgg16",
+        epilog="example: featlib layers vgg16",
+        parents=[verbose],
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=functools.partial(_Parser, parents=[verbose])
+    )
 
     def model_args(p):
         p.add_argument("--backbone", default="vgg16", help="registry name or a .keras/.h5 model")
@@ -386,24 +493,25 @@ def _parser() -> argparse.ArgumentParser:
             default="auto",
             help="auto | imagenet | random | offline | path to .weights.h5",
         )
-        p.add_argument("--seed", type=int, default=0, help="seed for --weights random")
+        p.add_argument("--seed", type=_count(0), default=0, help="seed for --weights random")
         p.add_argument(
             "--preprocessing",
             default="scale",
-            help="for your own model: caffe | tf | torch | scale | none",
+            choices=PREPROCESSING_MODES,
+            help="for your own model",
         )
 
     def extraction_args(p):
-        p.add_argument("--pooling", default="avg", choices=["avg", "max", "flatten"])
-        p.add_argument("--resize", default="stretch", choices=["stretch", "center-crop", "pad"])
+        p.add_argument("--pooling", default="avg", choices=[p for p in POOLINGS if p])
+        p.add_argument("--resize", default="stretch", choices=RESIZE_MODES)
         p.add_argument(
             "--precision",
             default="auto",
-            choices=["auto", "float32", "bfloat16", "mixed_float16"],
-            help="auto: the precision and batch size measured fastest here (the first run "
-            "times a few; the answer is kept in tuning.json in the cache folder)",
+            choices=PRECISIONS,
+            help="auto: the machine's fast precision; a job large enough to repay it first "
+            "times a few settings, and the answer is kept in tuning.json in the cache folder",
         )
-        p.add_argument("--batch-size", type=int, default=None)
+        p.add_argument("--batch-size", type=_count(1), default=None)
         p.add_argument("--cache-dir", default=None, help="feature store folder")
         p.add_argument("--no-store", action="store_true", help="do not read or write the store")
 
@@ -446,23 +554,23 @@ def _parser() -> argparse.ArgumentParser:
     bb = sub.add_parser(
         "backbones",
         help="the registry: names, input sizes, offline weights",
-        epilog="example: python -m featlib backbones",
+        epilog="example: featlib backbones",
     )
     bb.set_defaults(func=cmd_backbones)
 
     la = sub.add_parser(
         "layers",
         help="the layer table of a backbone",
-        epilog="example: python -m featlib layers resnet50 --weights random",
+        epilog="example: featlib layers resnet50 --weights random",
     )
     la.add_argument("backbone", help="registry name or a .keras/.h5 model")
     la.add_argument("--weights", default="random", help="weights to build it with")
-    la.add_argument("--seed", type=int, default=0)
-    la.add_argument("--preprocessing", default="scale")
+    la.add_argument("--seed", type=_count(0), default=0)
+    la.add_argument("--preprocessing", default="scale", choices=PREPROCESSING_MODES)
     la.set_defaults(func=cmd_layers)
 
     ca = sub.add_parser(
-        "cache", help="feature store: info | clear", epilog="example: python -m featlib cache info"
+        "cache", help="feature store: info | clear", epilog="example: featlib cache info"
     )
     ca.add_argument("action", choices=["info", "clear"])
     ca.add_argument("--cache-dir", default=None)
@@ -488,11 +596,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say_error(exc: Exception) -> int:
+    print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
+    if getattr(args, "verbose", False):
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # read when TensorFlow is first imported
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
         return args.func(args)
-    except FeatlibError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (FeatlibError, OSError) as exc:  # bad arguments, names and files
+        return _say_error(exc)
+    except KeyboardInterrupt:
+        print("interrupted; finished images are in the feature store", file=sys.stderr)
+        return 130

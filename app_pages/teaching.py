@@ -5,25 +5,28 @@ import streamlit as st
 import featlib
 import ui
 from featlib import imagenet, render
+from featlib.saliency import SCORES
+from featlib.sweep import describe_sweep, sweep_problem
 from ui import data, resources, state
 from ui.explain import explain, lesson
-from ui.state import url_widget
+from ui.state import flag, url_widget
 
 
 def sweep_tab(choices, bb) -> None:
     explain("sweep")
-    images = data.required(choices.images, min_images=4)
-    if any(label is None for label in images.images.labels):
-        st.info(
-            "The layer sweep needs labels: pick a sample set, or upload a ZIP of class folders."
-        )
+    images = data.required(choices.images)
+    problem = sweep_problem([r.label for r in images.images.ok])
+    if problem is not None:
+        st.info(f"{problem} The channel explorer and Grad-CAM work on any set.")
         return
     registry = choices.model.file is None
+    comparable = registry and bb.weights != "random"
     compare = url_widget(
         st.toggle, "Also random weights (the same network, untrained)", key=state.SWEEP_RANDOM,
-        default=registry and choices.model.weights != "random", valid=[True, False],
-        parse=lambda v: v == "True", disabled=not registry,
-        help="Draw the same curves for random weights, dashed.",
+        default=comparable, valid=[True, False], parse=flag, disabled=not comparable,
+        help="Draw the same curves for random weights, dashed."
+        if comparable
+        else "Only for a registry backbone with trained weights: these are the baseline.",
     )  # fmt: skip
     if st.button("Run the sweep", key=state.RUN_SWEEP, type="primary"):
         st.session_state[state.SWEEP_RAN] = True
@@ -31,10 +34,11 @@ def sweep_tab(choices, bb) -> None:
         st.caption(f"Extracts every block of {bb.name} for {len(images.images.ok)} images.")
         return
     sweeps = [resources.layer_sweep(bb, images, choices.resize_mode)]
-    if compare and registry:
+    if compare and comparable:
         random = resources.backbone(resources.ModelChoice(choices.model.backbone, "random"))
         sweeps.append(resources.layer_sweep(random, images, choices.resize_mode))
     st.plotly_chart(render.sweep_figure(sweeps), key="sweep")
+    st.markdown("\n".join(f"- {line}" for line in describe_sweep(*sweeps)))
     view = url_widget(
         st.radio, "The set at each block", key=state.SWEEP_VIEW, default="side by side",
         options=["side by side", "animated"], horizontal=True,
@@ -43,9 +47,9 @@ def sweep_tab(choices, bb) -> None:
     animated = view == "animated"
     draw = render.sweep_animation if animated else render.sweep_projections
     places = st.columns(len(sweeps)) if animated else [st.container() for _ in sweeps]
-    for place, sweep in zip(places, sweeps, strict=True):
+    for n, (place, sweep) in enumerate(zip(places, sweeps, strict=True)):
         place.caption(f"{sweep.weights}: the set at each block")
-        place.plotly_chart(draw(sweep), key=f"sweep_{view}_{sweep.weights}")
+        place.plotly_chart(draw(sweep), key=f"sweep_{view}_{n}")
 
 
 def spatial_layer_ui(choices, bb):
@@ -128,8 +132,9 @@ def cam_tab(choices, bb) -> None:
     if bb.weights == "imagenet" and imagenet.unavailable_reason(bb.name) is None:
         bb = resources.imagenet_backbone(bb.name)  # the same weights with their classifier
     image = images.images.load(record, size=bb.input_size, resize_mode=choices.resize_mode)
-    predicted = featlib.gradcam(bb, image, choices.layer)
-    target = predicted.target
+    with st.spinner(f"Grad-CAM at {choices.layer}…"):
+        predicted = featlib.gradcam(bb, image, choices.layer)
+    target, score = predicted.target, predicted.score_kind
     if predicted.target_kind == "class":
         n_classes = int(bb.model.outputs[0].shape[-1])
         labels = imagenet.class_names() if n_classes == 1000 and bb.weights == "imagenet" else None
@@ -138,6 +143,12 @@ def cam_tab(choices, bb) -> None:
             format_func=lambda c: f"{c}: {labels[c]}" if labels else f"class {c}",
             help="The predicted class comes first; pick another to see where its evidence is.",
         )  # fmt: skip
+        score = url_widget(
+            st.radio, "Score", key=state.CAM_SCORE, default="logit", options=list(SCORES),
+            format_func={"logit": "before softmax (logit)", "probability": "after softmax"}.get,
+            horizontal=True, help="Before the softmax is the Grad-CAM paper's definition; after "
+            "it, a class the network is sure of has a flat probability and a noisy map.",
+        )  # fmt: skip
     else:
         st.caption(
             "No classifier on top of this network: Grad-CAM explains the strongest channel of "
@@ -145,8 +156,8 @@ def cam_tab(choices, bb) -> None:
         )
     cam = (
         predicted
-        if target == predicted.target
-        else featlib.gradcam(bb, image, choices.layer, target)
+        if (target, score) == (predicted.target, predicted.score_kind)
+        else featlib.gradcam(bb, image, choices.layer, target, score=score)
     )
     left, right = st.columns(2)
     left.image(image, caption="What the network receives", width="stretch")
@@ -155,7 +166,7 @@ def cam_tab(choices, bb) -> None:
     )
     right.image(
         render.overlay(image, cam.heatmap),
-        caption=f"Grad-CAM at {choices.layer} for {what} (score {cam.score:.3g})",
+        caption=f"Grad-CAM at {choices.layer} for {what} ({cam.score_kind} {cam.score:.3g})",
         width="stretch",
     )
 
@@ -170,16 +181,13 @@ st.caption(
 )
 with st.expander("A lesson in six steps, with the bundled pictures"):
     lesson()
-sweep, channel, cam = st.tabs(
-    [
-        "Where meaning emerges (layer sweep)",
-        "What a channel looks for",
-        "Why did it decide (Grad-CAM)",
-    ]
-)
-with sweep:
-    sweep_tab(choices, bb)
-with channel:
-    channel_tab(choices, bb)
-with cam:
-    cam_tab(choices, bb)
+VIEWS = {
+    "sweep": "Where meaning emerges (layer sweep)",
+    "channel": "What a channel looks for",
+    "cam": "Why did it decide (Grad-CAM)",
+}
+view = url_widget(
+    st.segmented_control, "Question", key=state.TEACH_VIEW, default="sweep", options=list(VIEWS),
+    format_func=VIEWS.get, required=True, label_visibility="collapsed",
+)  # fmt: skip
+{"sweep": sweep_tab, "channel": channel_tab, "cam": cam_tab}[view](choices, bb)

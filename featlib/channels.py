@@ -1,14 +1,17 @@
 """What one channel looks for: the images that excite it most, the patch it sees, and an image
 made to excite it.
 
-:func:`top_activations` runs a set through a layer in batches (one batch of maps in memory at a
-time) and keeps, per image, the channel's peak, where it is, and its mean; the crop around the
-peak is the channel's receptive field (:func:`receptive_field_box`). :func:`maximize_channel`
+:func:`scan_layer` runs a set through a layer once, in batches (one batch of maps in memory at a
+time), and keeps, per image and channel, the peak, where it is, and the mean, and the maps
+themselves while they fit a memory budget; :func:`channel_hits` then picks any channel's top
+images by indexing. The crop around the peak is the channel's receptive field
+(:func:`receptive_field_box`). :func:`maximize_channel`
 makes an image by gradient ascent on the input, with jitter and a total-variation penalty.
 
 Example::
 
-    >>> hits = top_activations(bb, images, "block4_conv3", channel=17, k=8)
+    >>> scan = scan_layer(bb, images, "block4_conv3")
+    >>> hits = channel_hits(scan, 17, images, k=8)
     >>> crop = hits.crops[0]  # the patch of the top image that channel 17 responds to
     >>> picture = maximize_channel(bb, "block4_conv3", 17).image
 """
@@ -25,10 +28,14 @@ from featlib.errors import FeatlibError
 from featlib.layers import find_layer, layer_outputs
 
 __all__ = [
+    "MAP_BUDGET",
     "ChannelHits",
+    "LayerScan",
     "Maximized",
+    "channel_hits",
     "maximize_channel",
     "receptive_field_box",
+    "scan_layer",
     "top_activations",
 ]
 
@@ -92,6 +99,162 @@ def _spatial_layer(backbone: Backbone, layer: str, channel: int):
     return info
 
 
+@dataclass(frozen=True)
+class LayerScan:
+    """Every channel of one layer over a set, scanned once: a new channel is then an index.
+
+    Attributes:
+        layer: the layer's name.
+        records: the usable image records, in the set's order.
+        peaks: float32 array of shape (n_images, channels): each image's highest activation.
+        peak_index: int32 array of shape (n_images, channels): where it is, as a flat index
+            into the map.
+        means: float32 array of shape (n_images, channels): each image's mean activation.
+        map_size: (height, width) of the layer's maps.
+        maps: float16 array of shape (n_images, height, width, channels), or None when the
+            set's maps would exceed the memory budget (the top images are then run again).
+        input_size: the network's input (height, width).
+        receptive_field: the layer's receptive field, in input pixels.
+        resize_mode: how the images were fitted to the input.
+    """
+
+    layer: str
+    records: list
+    peaks: np.ndarray
+    peak_index: np.ndarray
+    means: np.ndarray
+    map_size: tuple[int, int]
+    maps: np.ndarray | None
+    input_size: tuple[int, int]
+    receptive_field: int
+    resize_mode: str
+
+
+MAP_BUDGET = 256 * 2**20  # bytes of float16 maps a scan keeps
+
+
+def scan_layer(
+    backbone: Backbone,
+    image_set,
+    layer: str,
+    *,
+    resize_mode: str = "stretch",
+    batch_size: int = 16,
+    extractor=None,
+    max_map_bytes: int = MAP_BUDGET,
+    progress=None,
+) -> LayerScan:
+    """Run a set through a layer once, keeping every channel's peak, its place and its mean.
+
+    Args:
+        backbone: a ``featlib.Backbone``.
+        image_set: a ``featlib.ImageSet``; its usable images are scanned.
+        layer: a spatial layer.
+        resize_mode: see ``featlib.extract_set``.
+        batch_size: images per forward pass (full maps of one batch are in memory).
+        extractor: an ``Extractor`` of ``layer`` with ``pooling=None`` to reuse.
+        max_map_bytes: keep the whole set's maps (float16) when they take at most this.
+        progress: called as ``progress(done, total)`` after each batch.
+
+    Returns:
+        :class:`LayerScan`.
+
+    Example::
+
+        >>> scan = scan_layer(bb, images, "block4_conv3")
+        >>> channel_hits(scan, 17, images).records  # no network run when the maps were kept
+    """
+    from featlib.extraction import Extractor
+
+    info = _spatial_layer(backbone, layer, 0)
+    records = list(image_set.ok)
+    if not records:
+        raise FeatlibError("The image set has no usable image.")
+    ex = extractor or Extractor(backbone, layer, pooling=None, batch_size=batch_size)
+    h, w = info.output_shape[:2]
+    keep = len(records) * h * w * info.channels * 2 <= max_map_bytes
+    maps = np.empty((len(records), h, w, info.channels), np.float16) if keep else None
+    peaks, peak_index, means = [], [], []
+    for start in range(0, len(records), batch_size):
+        batch = image_set.load_batch(
+            records[start : start + batch_size], backbone.input_size, resize_mode
+        )
+        out = np.asarray(ex.run_batch(batch)[0], np.float32)
+        flat = out.reshape(len(out), h * w, info.channels)
+        peaks.append(flat.max(axis=1))
+        peak_index.append(flat.argmax(axis=1).astype(np.int32))
+        means.append(flat.mean(axis=1))
+        if maps is not None:
+            maps[start : start + len(out)] = out
+        if progress is not None:
+            progress(start + len(out), len(records))
+    return LayerScan(
+        layer=layer,
+        records=records,
+        peaks=np.concatenate(peaks),
+        peak_index=np.concatenate(peak_index),
+        means=np.concatenate(means),
+        map_size=(h, w),
+        maps=maps,
+        input_size=tuple(backbone.input_size),
+        receptive_field=info.receptive_field,
+        resize_mode=resize_mode,
+    )
+
+
+def channel_hits(scan: LayerScan, channel: int, image_set, k: int = 8, extractor=None):
+    """The k images of a scanned set whose ``channel`` peaks highest, with crops and maps.
+
+    Args:
+        scan: a :class:`LayerScan` of ``image_set``.
+        channel: the channel's index.
+        image_set: the scanned ``featlib.ImageSet`` (its top images are decoded for the crops).
+        k: how many images to keep.
+        extractor: an ``Extractor`` of ``scan.layer`` with ``pooling=None``; needed only when
+            the scan did not keep the maps.
+
+    Returns:
+        :class:`ChannelHits`.
+    """
+    channels = scan.peaks.shape[1]
+    if not 0 <= int(channel) < channels:
+        raise FeatlibError(f"channel must be in 0..{channels - 1}. Received: {channel}")
+    if k < 1:
+        raise FeatlibError(f"k must be at least 1. Received: {k}")
+    peaks = scan.peaks[:, channel]
+    order = np.argsort(-peaks, kind="stable")[:k]
+    top = [scan.records[i] for i in order]
+    images = image_set.load_batch(top, scan.input_size, scan.resize_mode)
+    if scan.maps is not None:
+        maps = scan.maps[order, ..., channel].astype(np.float32)
+    elif extractor is not None:
+        maps = np.asarray(extractor.run_batch(images)[0][..., channel], np.float32)
+    else:
+        raise ValueError("the scan kept no maps: pass the layer's extractor to compute them.")
+    positions = np.stack(np.unravel_index(scan.peak_index[order, channel], scan.map_size), axis=1)
+    boxes = np.array(
+        [
+            receptive_field_box(*pos, scan.map_size, scan.input_size, scan.receptive_field)
+            for pos in positions
+        ]
+    )
+    labels = [r.label for r in scan.records]
+    means = scan.means[:, channel]
+    class_means = {
+        label: float(np.mean([m for m, lab in zip(means, labels, strict=True) if lab == label]))
+        for label in dict.fromkeys(labels)
+    }
+    return ChannelHits(
+        records=top,
+        peaks=peaks[order],
+        positions=positions,
+        boxes=boxes,
+        crops=[img[t:b, lf:r] for img, (t, lf, b, r) in zip(images, boxes, strict=True)],
+        maps=list(maps),
+        class_means=class_means,
+    )
+
+
 def top_activations(
     backbone: Backbone,
     image_set,
@@ -101,7 +264,8 @@ def top_activations(
     resize_mode: str = "stretch",
     batch_size: int = 16,
 ) -> ChannelHits:
-    """The k images of a set whose ``channel`` of ``layer`` peaks highest.
+    """The k images of a set whose ``channel`` of ``layer`` peaks highest: :func:`scan_layer`
+    then :func:`channel_hits`. To look at several channels, scan once and call ``channel_hits``.
 
     Args:
         backbone: a ``featlib.Backbone``.
@@ -117,58 +281,12 @@ def top_activations(
     """
     from featlib.extraction import Extractor
 
-    info = _spatial_layer(backbone, layer, channel)
-    if k < 1:
-        raise FeatlibError(f"k must be at least 1. Received: {k}")
-    records = list(image_set.ok)
-    if not records:
-        raise FeatlibError("The image set has no usable image.")
+    _spatial_layer(backbone, layer, channel)
     ex = Extractor(backbone, layer, pooling=None, batch_size=batch_size)
-    peaks, positions, means = [], [], []
-    for start in range(0, len(records), batch_size):
-        batch = image_set.load_batch(
-            records[start : start + batch_size], backbone.input_size, resize_mode
-        )
-        maps = ex.run_batch(batch)[0][..., channel]
-        flat = maps.reshape(len(maps), -1)
-        best = flat.argmax(axis=1)
-        peaks.append(flat.max(axis=1))
-        means.append(flat.mean(axis=1))
-        positions.append(np.stack(np.unravel_index(best, maps.shape[1:]), axis=1))
-    peaks, positions, means = (
-        np.concatenate(peaks),
-        np.concatenate(positions),
-        np.concatenate(means),
+    scan = scan_layer(
+        backbone, image_set, layer, resize_mode=resize_mode, batch_size=batch_size, extractor=ex
     )
-    order = np.argsort(-peaks, kind="stable")[:k]
-    top = [records[i] for i in order]
-    images = image_set.load_batch(top, backbone.input_size, resize_mode)
-    maps = ex.run_batch(images)[0][..., channel]
-    boxes = np.array(
-        [
-            receptive_field_box(
-                *positions[i], maps.shape[1:], backbone.input_size, info.receptive_field
-            )
-            for i in order
-        ]
-    )
-    labels = [r.label for r in records]
-    class_means = {
-        label: float(np.mean([m for m, lab in zip(means, labels, strict=True) if lab == label]))
-        for label in dict.fromkeys(labels)
-    }
-    return ChannelHits(
-        records=top,
-        peaks=peaks[order],
-        positions=positions[order],
-        boxes=boxes,
-        crops=[
-            img[top:bottom, left:right]
-            for img, (top, left, bottom, right) in zip(images, boxes, strict=True)
-        ],
-        maps=list(maps.astype(np.float32)),
-        class_means=class_means,
-    )
+    return channel_hits(scan, channel, image_set, k=k, extractor=ex)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -31,9 +32,19 @@ from featlib.errors import FeatlibError
 from featlib.neighbors import _l2_normalize
 from featlib.projection import procrustes_align
 
-__all__ = ["Sweep", "layer_sweep", "sweep_scores"]
+__all__ = [
+    "SAME",
+    "Sweep",
+    "describe_sweep",
+    "islands",
+    "layer_sweep",
+    "percent",
+    "sweep_problem",
+    "sweep_scores",
+]
 
 _MAX_FOLDS = 5
+SAME = 0.03  # scores closer than this (3 points) are read as "the same"
 
 
 @dataclass(frozen=True)
@@ -85,9 +96,38 @@ def sweep_scores(features, labels, random_state: int = 0) -> tuple[float, float]
     return accuracy, float(silhouette_score(x, y, metric="cosine"))
 
 
+def sweep_problem(labels) -> str | None:
+    """Why a set with these labels cannot be swept, in words; None when it can.
+
+    Args:
+        labels: one label per usable image (None for an unlabelled one).
+
+    Returns:
+        a sentence saying what the sweep needs and what the set has, or None.
+
+    Example::
+
+        >>> sweep_problem(["cat", "cat", "dog"])
+        'The layer sweep needs at least 2 labels with 2 images each. Received: {'cat': 2, 'dog': 1}'
+    """
+    counts = Counter(labels)
+    if None in counts:
+        n = counts[None]
+        return (
+            "The layer sweep compares labels: it needs at least 2 labels with 2 images each, and "
+            f"{n} of the {len(labels)} images {'has' if n == 1 else 'have'} no label. Use a ZIP "
+            "with one folder per label, or a labelled sample set (faces, digits)."
+        )
+    if len(counts) < 2 or min(counts.values()) < 2:
+        return (
+            f"The layer sweep needs at least 2 labels with 2 images each. Received: {dict(counts)}"
+        )
+    return None
+
+
 def layer_sweep(
     backbone, image_set, layers=None, *, store=None, resize_mode="stretch", random_state=0,
-    progress=None,
+    progress=None, extractor=None,
 ) -> Sweep:  # fmt: skip
     """Score every block of a backbone on a labelled image set.
 
@@ -99,6 +139,8 @@ def layer_sweep(
         resize_mode: see ``featlib.extract_set``.
         random_state: seed of the folds and the PCA.
         progress: called as ``progress(done, total)`` while features are extracted.
+        extractor: an ``Extractor`` over ``layers`` with average pooling to reuse (every
+            block comes out of one forward pass either way).
 
     Returns:
         :class:`Sweep`.
@@ -109,22 +151,19 @@ def layer_sweep(
     from featlib.extraction import extract_set
     from featlib.layers import block_outputs
 
+    problem = sweep_problem([r.label for r in image_set.ok])
+    if problem is not None:
+        raise FeatlibError(problem)
     names = list(layers) if layers is not None else [i.name for i in block_outputs(backbone)]
     feats = extract_set(
         backbone, image_set, names, pooling="avg", resize_mode=resize_mode, store=store,
-        progress=progress,
+        progress=progress, extractor=extractor,
     )  # fmt: skip
     labels = feats.labels
+    problem = sweep_problem(labels)  # again: an image may have failed while it was extracted
+    if problem is not None:
+        raise FeatlibError(problem)
     counts = Counter(labels)
-    if None in counts:
-        raise FeatlibError(
-            f"The layer sweep needs every image labelled; {counts[None]} are not. Use a folder "
-            "with one sub-folder per class, or a labelled sample set."
-        )
-    if len(counts) < 2 or min(counts.values()) < 2:
-        raise FeatlibError(
-            f"The layer sweep needs at least 2 classes with 2 images each. Received: {dict(counts)}"
-        )
     accuracy, silhouette, embeddings = [], [], []
     for name in names:
         x = feats.features[name]
@@ -143,3 +182,126 @@ def layer_sweep(
         names=tuple(feats.names),
         weights=backbone.weights_label,
     )
+
+
+def percent(share: float) -> str:
+    """A share in [0, 1] as a percentage, cut (never rounded up) to a tenth: 199 of 200 right
+    reads "99.5 %", and only a perfect score reads "100 %".
+
+    Example::
+
+        >>> percent(0.995), percent(0.62), percent(1.0)
+        ('99.5 %', '62 %', '100 %')
+    """
+    return f"{math.floor(round(share * 1000, 6)) / 10:g} %"
+
+
+def _score(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _trend(values: np.ndarray, layers: tuple[str, ...], fmt) -> str:
+    """How ``values`` change from the first block to the last, in words: the same, rising
+    (and falling again) or falling, naming the blocks and the values."""
+    top, low = int(np.argmax(values)), int(np.argmin(values))
+    first, last = values[0], values[-1]
+    if values.max() - values.min() < SAME:
+        spread = f"{fmt(values.min())} to {fmt(values.max())}"
+        return f"stays near {fmt(values.mean())} at every block ({spread})"
+    if values[top] - first >= SAME:
+        text = f"rises from {fmt(first)} at {layers[0]} to {fmt(values[top])} at {layers[top]}"
+        if values[top] - last >= SAME:
+            text += f", then falls to {fmt(last)} at {layers[-1]}"
+        return text
+    text = f"falls from {fmt(first)} at {layers[0]} to {fmt(values[low])} at {layers[low]}"
+    if last - values[low] >= SAME:
+        text += f", then rises to {fmt(last)} at {layers[-1]}"
+    return text
+
+
+def _gap(what: str, trained: np.ndarray, random: np.ndarray, layers, fmt) -> str:
+    gap = trained - random
+    best = int(np.argmax(gap))
+    if np.abs(gap).max() < SAME:
+        return (
+            f"Trained and random weights give the same {what} at every block (within "
+            f"{fmt(SAME)}): on this set it does not show what training added."
+        )
+    if gap[best] < SAME:
+        return f"Random weights give a higher {what} than trained ones at every block here."
+    ahead = int((gap >= SAME).sum())
+    return (
+        f"Training adds most to the {what} at {layers[best]}: {fmt(trained[best])} against "
+        f"{fmt(random[best])} (trained ahead at {ahead} of {len(layers)} blocks)."
+    )
+
+
+def describe_sweep(sweep: Sweep, random: Sweep | None = None) -> list[str]:
+    """What a sweep's numbers say, in sentences worded from the numbers themselves.
+
+    Args:
+        sweep: the sweep to read out.
+        random: the same network with random weights on the same set and layers, to compare.
+
+    Returns:
+        sentences: the probe accuracy's course over the blocks, the silhouette's, the same for
+        ``random``, where training adds most, and chance. A probe near 100 % at every block is
+        called out: such a set is too easy for the probe to show depth.
+
+    Example::
+
+        >>> describe_sweep(trained, random)[0]
+        'With VGG16 HED weights the probe accuracy rises from 62 % at block1_pool to 97 % at ...'
+    """
+    layers = sweep.layers
+    lines = [
+        f"With {sweep.weights} the probe accuracy {_trend(sweep.accuracy, layers, percent)}; "
+        f"the silhouette {_trend(sweep.silhouette, layers, _score)}."
+    ]
+    if sweep.accuracy.min() >= 1 - SAME:
+        lines.append(
+            f"Even {layers[0]} separates the labels almost perfectly: this set is too easy for "
+            "the probe to show depth; the silhouette (how tightly each label clusters) still can."
+        )
+    if random is not None:
+        if random.layers != layers:
+            raise ValueError(f"sweeps over different layers: {layers} and {random.layers}")
+        lines.append(
+            f"With {random.weights} the probe accuracy {_trend(random.accuracy, layers, percent)}; "
+            f"the silhouette {_trend(random.silhouette, layers, _score)}."
+        )
+        lines.append(_gap("probe accuracy", sweep.accuracy, random.accuracy, layers, percent))
+        lines.append(_gap("silhouette", sweep.silhouette, random.silhouette, layers, _score))
+    lines.append(f"Chance, always answering the largest label, is {percent(sweep.chance)}.")
+    return lines
+
+
+def islands(embedding, labels, k: int = 5, purity: float = 0.8) -> list[str]:
+    """The labels that form an island of their own in a projection.
+
+    A label's purity is the mean share, over its points, of their ``k`` nearest neighbours in
+    the plane that carry the same label; an island is a label whose purity is at least
+    ``purity``.
+
+    Args:
+        embedding: float array of shape (n_samples, 2 or 3).
+        labels: one label per row.
+        k: neighbours looked at per point.
+        purity: the least purity of an island.
+
+    Returns:
+        the island labels, sorted.
+
+    Example::
+
+        >>> islands(featlib.project(x, method="tsne").embedding, feats.labels)
+        ['0', '1']
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    x = np.asarray(embedding, dtype=np.float64)
+    y = np.asarray([str(label) for label in labels])
+    k = min(k, len(y) - 1)
+    near = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)[:, 1:]
+    same = (y[near] == y[:, None]).mean(axis=1)
+    return sorted(label for label in set(y.tolist()) if same[y == label].mean() >= purity)

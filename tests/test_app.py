@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -378,87 +377,8 @@ def test_checks_thresholds_from_the_url_are_used_when_in_range():
 TEACHING = "app_pages/teaching.py"
 
 
-def test_teaching_layer_sweep_trained_against_random():
-    at = app(TEACHING, images="photos", backbone="vgg16", weights="offline")
-    assert not at.exception, at.exception
-    assert not at.get("plotly_chart")  # nothing heavy before the button
-    at.button(key=state.RUN_SWEEP).click().run()
-    assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 3  # the curves, then the set per block for each weights
-    assert "random init" in texts(at.caption)
-
-
-def test_teaching_gradcam_overlay():
-    at = app(TEACHING, **SMALL)
-    assert not at.exception, at.exception
-    captions = [img.caption for e in at.get("image") for img in e.proto.imgs]
-    assert "What the network receives" in captions
-    assert any(c.startswith("Grad-CAM at") and "last-layer channel" in c for c in captions)
-    at.selectbox(key=state.CAM_IMAGE).set_value("coffee.png").run()
-    assert not at.exception, at.exception
-
-
-def test_teaching_channel_explorer_top_images_and_a_made_image():
-    at = app(TEACHING, unit="3", max_steps="5", max_side="64", **SMALL)
-    assert not at.exception, at.exception
-    captions = [img.caption for e in at.get("image") for img in e.proto.imgs]
-    assert sum("· peak" in c for c in captions) == 8
-    assert sum(c.startswith("map on") for c in captions) == 8
-    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # mean per label
-    at.button(key=state.MAKE_IMAGE).click().run()
-    assert not at.exception, at.exception
-    made = [
-        img.caption
-        for e in at.get("image")
-        for img in e.proto.imgs
-        if "on the noise" in img.caption
-    ]
-    assert len(made) == 1 and made[0].startswith("channel 3:")
-
-
-def test_the_lesson_links_open_real_pages_with_real_settings():
-    from ui import explain
-
-    keys = {v for k, v in vars(state).items() if k.isupper() and isinstance(v, str)}
-    pages = {p.stem for p in (Path(__file__).parents[1] / "app_pages").glob("*.py")}
-    for _, page, params, _ in explain.LESSON:
-        assert page in pages
-        assert set(params) | set(explain.BASE) <= keys
-    at = app()
-    assert texts(at.markdown).count("](/") == len(explain.LESSON)
-
-
 @pytest.mark.parametrize("page", [FEATURE_MAPS, PROJECTIONS, NEIGHBOURS, CHECKS, TEACHING])
 def test_every_page_explains_itself(page):
     at = app(page, **SMALL)
     assert not at.exception, at.exception
     assert "What am I looking at?" in [e.label for e in at.expander]
-
-
-def test_teaching_gradcam_for_a_users_classifier_and_an_imagenet_top(tmp_path, fake_imagenet):
-    at = app(TEACHING, weights="file", layer="conv2")
-    at.file_uploader(key=state.WEIGHTS_FILE).set_value(
-        ("tiny.keras", tiny_model_file(tmp_path), "application/octet-stream")
-    ).run()
-    at.selectbox(key=state.LAYER).set_value("conv2").run()
-    assert not at.exception, at.exception
-    assert at.selectbox(key=state.CAM_TARGET).options == ["class 0", "class 1"]
-    at.selectbox(key=state.CAM_TARGET).set_value(1).run()
-    captions = [img.caption for e in at.get("image") for img in e.proto.imgs]
-    assert any(c.startswith("Grad-CAM at conv2 for class 1") for c in captions)
-
-    import h5py
-    import keras
-    from keras.src.legacy.saving import legacy_h5_format
-
-    from featlib.backbones import get_spec
-
-    notop = keras.applications.MobileNetV2(weights=None, include_top=False)
-    with h5py.File(fake_imagenet / get_spec("mobilenetv2").imagenet_files[0], "w") as h5:
-        legacy_h5_format.save_weights_to_hdf5_group(h5, notop)
-    at = app(TEACHING, backbone="mobilenetv2", weights="imagenet")
-    assert not at.exception, at.exception
-    assert at.selectbox(key=state.CAM_TARGET).options[5] == "5: class_5"
-    at = app(TEACHING, **SMALL)  # random weights: no classifier to explain
-    assert state.CAM_TARGET not in [box.key for box in at.selectbox]  # no class to choose
-    assert "strongest channel" in texts(at.caption)

@@ -11,7 +11,13 @@ from PIL import Image
 
 import featlib
 from featlib._tf import keras
-from featlib.channels import maximize_channel, receptive_field_box, top_activations
+from featlib.channels import (
+    channel_hits,
+    maximize_channel,
+    receptive_field_box,
+    scan_layer,
+    top_activations,
+)
 from featlib.errors import FeatlibError
 
 SIZE = 48
@@ -74,6 +80,31 @@ def test_top_images_and_their_crops_contain_the_square(tmp_path):
     assert hits.maps[0].shape == (SIZE // 2, SIZE // 2)
     assert np.all(np.diff(hits.peaks) <= 0)
     assert hits.class_means["squares"] > hits.class_means["blank"]
+
+
+def test_one_scan_serves_every_channel_with_or_without_kept_maps(tmp_path):
+    bb = bright_square_model(tmp_path)
+    files = {name: dark_with_square(corner) for name, corner in CORNERS.items()}
+    files.update({f"blank/{i}.png": dark_with_square(None) for i in range(3)})
+    images = labelled(files)
+    kept = scan_layer(bb, images, "conv2", batch_size=4)
+    ex = featlib.Extractor(bb, "conv2", pooling=None)
+    dropped = scan_layer(bb, images, "conv2", extractor=ex, max_map_bytes=0)
+    assert kept.maps.shape == (6, SIZE // 2, SIZE // 2, 2) and dropped.maps is None
+    for channel in (0, 1):
+        whole = top_activations(bb, images, "conv2", channel, k=3)
+        for hits in (channel_hits(kept, channel, images, k=3), channel_hits(dropped, channel,
+                     images, k=3, extractor=ex)):  # fmt: skip
+            assert [r.name for r in hits.records] == [r.name for r in whole.records]
+            np.testing.assert_allclose(hits.peaks, whole.peaks, rtol=1e-6)
+            np.testing.assert_array_equal(hits.boxes, whole.boxes)
+            for a, b in zip(hits.maps, whole.maps, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * b.max())
+            assert hits.class_means == pytest.approx(whole.class_means)
+    with pytest.raises(ValueError, match="extractor"):
+        channel_hits(dropped, 0, images)
+    with pytest.raises(FeatlibError, match="channel must be in"):
+        channel_hits(kept, 2, images)
 
 
 def test_receptive_field_box_is_centred_and_clipped():

@@ -96,7 +96,7 @@ def test_consecutive_projections_are_aligned(vgg, textures):
 def test_unlabelled_or_tiny_classes_are_refused(vgg):
     rng = np.random.default_rng(0)
     unlabelled = featlib.from_uploads([(f"{i}.png", png(texture(rng, "dots"))) for i in range(4)])
-    with pytest.raises(FeatlibError, match="labelled"):
+    with pytest.raises(FeatlibError, match="4 of the 4 images have no label"):
         layer_sweep(vgg, unlabelled)
-    with pytest.raises(FeatlibError, match="2 classes with 2 images"):
+    with pytest.raises(FeatlibError, match="2 labels with 2 images"):
         layer_sweep(vgg, labelled({"stripes": 4, "dots": 1}))

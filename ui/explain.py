@@ -1,16 +1,23 @@
 """Short explanations for students, one per page, and the lesson that walks through the pages.
 
-``explain(topic)`` draws a closed "What am I looking at?" expander; ``lesson()`` lists the
-lesson's steps as links that open each page with the bundled samples and a preset view.
+``explain(topic)`` draws a closed "What am I looking at?" expander, and on a lesson step's page
+the step with a "Next step" link; ``lesson()`` lists the lesson's steps as links that open each
+page, in the same tab, with the bundled samples and a preset view.
+
+What a step says about a result holds for the lesson's data and weights (VGG16 with the offline
+weights): ``tests/test_app_teach.py`` computes each claim. Where a result depends on the data,
+the page words it from the numbers instead (``featlib.sweep.describe_sweep``).
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from dataclasses import dataclass
 
 import streamlit as st
 
-__all__ = ["LESSON", "explain", "lesson"]
+from ui import state
+
+__all__ = ["BASE", "LESSON", "Step", "explain", "lesson"]
 
 TEXTS = {
     "feature_maps": """
@@ -54,12 +61,14 @@ tell the labels apart using only these features?* The **probe accuracy** is the 
 images it gets right on images it was not fitted on (cross-validation); the dotted line is
 chance. The **silhouette** (−1 to 1) says how tightly images of one label cluster together.
 
-Early blocks see edges and colours, later ones textures and parts of objects, so the curve
-usually rises with depth — **for trained weights**. The dashed lines are the same network with
-**random weights**: same architecture, nothing learned. The gap between them is what training
-added. The small plots below show the whole set at each block (PCA, each aligned to the one
-before), so you can watch the labels pull apart; "animated" shows one block at a time, and on
-Play each image's dot glides to where the next block puts it.
+Early blocks see edges and colours, later ones textures and parts of objects. Whether the
+curve rises with depth depends on the set: on an easy one even the first block separates the
+labels, and only the silhouette shows more. The dashed lines are the same network with
+**random weights**: same architecture, nothing learned; the gap between them is what training
+added. Under the curves the page reads out what these numbers say.
+The small plots below show the whole set at each block (PCA, each aligned to the one before),
+so you can see whether, and where, the labels pull apart; "animated" shows one block at a
+time, and on Play each image's dot glides to where the next block puts it.
 """,
     "cam": """
 Grad-CAM asks: *which places in the image made the score go up?*
@@ -68,7 +77,10 @@ change if that channel were stronger (its gradient), adds them up and keeps the 
 part. Bright means "evidence for the target was found here". A layer closer to the output gives
 coarser but more meaningful maps; an early layer gives sharp maps of simple patterns.
 
-For a classifier the target is a class; for a feature extractor (no classifier on top) it is
+For a classifier the target is a class, and the score is the class's score *before* the
+softmax (its logit, as in the Grad-CAM paper): after the softmax, a class the network is sure
+of has a probability stuck near 1, whose gradient is nearly zero, and its map turns to noise.
+"after softmax" shows that map. For a feature extractor (no classifier on top) the target is
 the strongest channel of the last layer — "what the deepest features respond to most".
 """,
     "channel": """
@@ -85,31 +97,90 @@ pattern, not static, emerges.
 """,
 }
 
-LESSON = [
-    ("Feature maps, early", "feature_maps", {"layer": "block1_conv2", "image": "chelsea.png"},
-     "Edges and colours: each channel finds one kind of edge or colour blob."),
-    ("Feature maps, deep", "feature_maps", {"layer": "block4_conv3", "image": "chelsea.png"},
-     "Coarser maps, and channels that fire on textures and parts (eyes, fur)."),
-    ("Through the network", "feature_maps", {"layer": "block5_conv3", "image": "astronaut.png",
-     "compare": "weights"}, "Trained weights against random ones, block by block."),
-    ("Neighbours", "neighbours", {"images": "faces", "layer": "block4_pool"},
-     "Faces find faces: the layer has learned what they have in common."),
-    ("Projections", "projections", {"images": "digits", "layer": "block4_pool", "method": "tsne"},
-     "Each digit class forms its own island."),
-    ("Where meaning emerges", "teaching", {"images": "faces"},
-     "Run the layer sweep: accuracy rises with depth for trained weights, not for random ones."),
-]  # fmt: skip
+@dataclass(frozen=True)
+class Step:
+    """One lesson step: the page it opens, the settings it opens with, and what to notice."""
+
+    title: str
+    page: str
+    params: dict
+    notice: str
+
+
+LESSON = (
+    Step("Feature maps, early", "feature_maps", {"layer": "block1_conv2", "image": "chelsea.png"},
+         "Maps as fine as the picture (224 × 224): each position sees a 5-pixel patch, enough for "
+         "an edge or a colour blob, so each channel finds one kind of edge or colour."),
+    Step("Feature maps, deep", "feature_maps", {"layer": "block4_conv3", "image": "chelsea.png"},
+         "Coarser maps (28 × 28): each position sees a 92-pixel patch, room for textures and "
+         "parts."),
+    Step("Through the network", "feature_maps", {"layer": "block5_conv3", "image": "astronaut.png",
+         "compare": "weights"}, "Trained weights against random ones, block by block."),
+    Step("Neighbours", "neighbours", {"images": "faces", "layer": "block4_pool"},
+         "Faces find faces: for almost every image (99 %), the nearest neighbour at block4_pool "
+         "has its label."),
+    Step("Projections", "projections", {"images": "digits", "layer": "block4_pool",
+         "method": "tsne"}, "Only 0 and 1 form islands of their own; the other digits mix: these "
+         "weights were trained to find edges, not digits."),
+    Step("Where meaning emerges", "teaching", {"images": "faces", "teach": "sweep"},
+         "Run the layer sweep: telling faces from other pictures is so easy that the probe "
+         "succeeds at every block, even with random weights; the silhouette shows what training "
+         "added. Under the curves the page reads out the numbers."),
+)  # fmt: skip
 BASE = {"backbone": "vgg16", "weights": "offline", "images": "photos"}
+_PAGE_OF_TOPIC = {"sweep": "teaching", "channel": "teaching", "cam": "teaching"}
+
+
+def _go(n: int) -> None:
+    """Button callback: put step ``n``'s settings into the session (a widget prefers its session
+    value to the URL's), then let the next run switch to its page."""
+    step = LESSON[n - 1]
+    for key, value in {**BASE, **step.params}.items():
+        st.session_state[key] = value
+    st.session_state[state.LESSON_GO] = n
+
+
+def _follow() -> None:
+    """Switch to the page of the step whose link was just pressed, in this tab and session."""
+    n = st.session_state.pop(state.LESSON_GO, None)
+    if n is not None:
+        step = LESSON[n - 1]
+        st.switch_page(
+            f"app_pages/{step.page}.py",
+            query_params={**BASE, **step.params, state.LESSON_STEP: str(n)},
+        )
+
+
+def _link(n: int, label: str, key: str) -> None:
+    st.button(label, key=key, type="tertiary", on_click=_go, args=(n,))
+
+
+def _current_step(topic: str) -> int | None:
+    raw = st.query_params.get(state.LESSON_STEP, "")
+    n = int(raw) if raw.isdigit() else None
+    page = _PAGE_OF_TOPIC.get(topic, topic)
+    return n if n is not None and 1 <= n <= len(LESSON) and LESSON[n - 1].page == page else None
 
 
 def explain(topic: str) -> None:
-    """A closed "What am I looking at?" expander with the topic's explanation."""
+    """A closed "What am I looking at?" expander with the topic's explanation; on the page a
+    lesson step opened, the step and a link to the next one."""
+    _follow()
+    n = _current_step(topic)
+    if n is not None:
+        step = LESSON[n - 1]
+        st.info(f"**Lesson, step {n} of {len(LESSON)}: {step.title}.** {step.notice}")
+        if n < len(LESSON):
+            _link(n + 1, f"Next step: {LESSON[n].title} →", f"{state.LESSON_LINK}next")
+        else:
+            st.caption("That was the last step of the lesson.")
     with st.expander("What am I looking at?"):
         st.markdown(TEXTS[topic])
 
 
 def lesson() -> None:
-    """The lesson's steps, each a link that opens its page with the samples and a preset view."""
-    for n, (title, page, params, notice) in enumerate(LESSON, start=1):
-        query = urlencode({**BASE, **params})
-        st.markdown(f"{n}. [{title}](/{page}?{query}) — {notice}")
+    """The lesson's steps, each a link that opens its page, in this tab, with the samples and a
+    preset view."""
+    _follow()
+    for n, step in enumerate(LESSON, start=1):
+        _link(n, f"{n}. {step.title} — {step.notice}", f"{state.LESSON_LINK}{n}")

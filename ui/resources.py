@@ -25,8 +25,7 @@ import streamlit as st
 from streamlit.logger import get_logger
 
 import featlib
-from featlib import imagenet, render
-from featlib.channels import maximize_channel, top_activations
+from featlib import channels, imagenet, render
 from featlib.cluster import kmeans_labels
 from featlib.tuning import Settings, tuned_settings
 from ui import state
@@ -291,15 +290,21 @@ def check_report(bb, data: Data, feats: featlib.Features, layer: str) -> featlib
 
 
 def layer_sweep(bb, data: Data, resize_mode: str) -> featlib.Sweep:
-    """``featlib.layer_sweep`` over every block, with a progress bar; kept for the session."""
+    """``featlib.layer_sweep`` over every block, with a progress bar; kept for the session.
+
+    Every block comes out of one forward pass, pooled in the graph, with the precision measured
+    fastest here; the feature store keeps the vectors across sessions.
+    """
     key = (data.id, bb.key, resize_mode)
     memo = st.session_state.setdefault(state.SWEEPS, {})
     if key not in memo:
+        blocks = tuple(i.name for i in block_outputs(bb))
         bar, update = _progress_bar(f"every block of {bb.name} ({bb.weights_label})")
-        memo[key] = featlib.layer_sweep(
-            bb, data.images, [i.name for i in block_outputs(bb)], store=_store(),
-            resize_mode=resize_mode, progress=update,
-        )  # fmt: skip
+        with st.spinner(f"Fitting a linear probe at each of {len(blocks)} blocks…"):
+            memo[key] = featlib.layer_sweep(
+                bb, data.images, list(blocks), store=_store(), resize_mode=resize_mode,
+                progress=update, extractor=extractor(bb, blocks, "avg"),
+            )  # fmt: skip
         bar.empty()
         while len(memo) > _MEMO_SIZE:
             memo.pop(next(iter(memo)))
@@ -307,17 +312,20 @@ def layer_sweep(bb, data: Data, resize_mode: str) -> featlib.Sweep:
 
 
 def channel_hits(bb, data: Data, layer: str, channel: int, resize_mode: str):
-    """``featlib.channels.top_activations`` (8 images), kept for the session."""
-    key = (data.id, bb.key, layer, channel, resize_mode)
-    memo = st.session_state.setdefault(state.CHANNEL_HITS, {})
+    """``featlib.channels.channel_hits`` (8 images). The layer is scanned once per session and
+    set, under a progress bar; after that a new channel is an index into the scan."""
+    key = (data.id, bb.key, layer, resize_mode)
+    memo = st.session_state.setdefault(state.CHANNEL_SCANS, {})
+    maps = extractor(bb, (layer,), None)
     if key not in memo:
-        with st.spinner(f"Running {len(data.images.ok)} images through {layer}…"):
-            memo[key] = top_activations(
-                bb, data.images, layer, channel, k=8, resize_mode=resize_mode
-            )
-        while len(memo) > _MEMO_SIZE:
-            memo.pop(next(iter(memo)))
-    return memo[key]
+        bar, update = _progress_bar(f"every channel of {layer}")
+        memo.clear()  # one scan per session: the maps of a layer can take a few hundred MB
+        memo[key] = channels.scan_layer(
+            bb, data.images, layer, resize_mode=resize_mode, extractor=maps, progress=update,
+            batch_size=min(16, maps.batch_size),
+        )  # fmt: skip
+        bar.empty()
+    return channels.channel_hits(memo[key], channel, data.images, k=8, extractor=maps)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -328,7 +336,7 @@ def _at_size(backbone: str, weights: str, seed: int, side: int) -> featlib.Backb
 @st.cache_data(max_entries=16, show_spinner=False)
 def _maximized(key: str, layer: str, channel: int, settings: tuple, _bb):
     steps, step_size, jitter, tv_weight = settings
-    return maximize_channel(
+    return channels.maximize_channel(
         _bb, layer, channel, steps=steps, step_size=step_size, jitter=jitter, tv_weight=tv_weight
     )
 

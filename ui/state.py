@@ -68,11 +68,15 @@ EXPORT_CHECKS_CSV = "export_checks_csv"
 EXPORT_CHECKS_HTML = "export_checks_html"
 
 # Teaching.
+TEACH_VIEW = "teach"
+LESSON_STEP = "step"
+LESSON_LINK = "lesson_"  # + step number, or "next"
 SWEEP_RANDOM = "sweep_random"
 SWEEP_VIEW = "sweep_view"
 RUN_SWEEP = "run_sweep"
 CAM_IMAGE = "cam_image"
 CAM_TARGET = "cam_target"
+CAM_SCORE = "cam_score"
 CHANNEL_INDEX = "unit"
 MAX_STEPS = "max_steps"
 MAX_STEP_SIZE = "max_step"
@@ -90,7 +94,8 @@ STORE_WARNED = "_store_warned"
 CHECK_REPORTS = "_check_reports"
 SWEEPS = "_sweeps"
 SWEEP_RAN = "_sweep_ran"
-CHANNEL_HITS = "_channel_hits"
+CHANNEL_SCANS = "_channel_scans"
+LESSON_GO = "_lesson_go"
 
 _MISSING = object()
 

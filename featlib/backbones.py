@@ -200,9 +200,10 @@ def load_backbone(
 
     Args:
         name: a name from ``list_backbones()``.
-        weights: ``"auto"`` (ImageNet when its file is cached, else offline weights where
-            bundled), ``"imagenet"``, ``"random"`` (untrained, seeded), ``"offline"`` (bundled;
-            vgg16), or a path to a ``.weights.h5`` file for this architecture.
+        weights: ``"auto"`` (ImageNet from the Keras cache, else downloaded unless
+            ``FEATLIB_OFFLINE=1``, else offline weights where bundled), ``"imagenet"``,
+            ``"random"`` (untrained, seeded), ``"offline"`` (bundled; vgg16), or a path to a
+            ``.weights.h5`` file for this architecture. See ``featlib.weights``.
         include_top: keep the ImageNet classification head.
         seed: seed of the random initialisation (``weights="random"``).
         input_size: ``(height, width)``; defaults to the native size.

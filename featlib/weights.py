@@ -270,7 +270,10 @@ def _checked(path: Path, file: KerasFile) -> Path:
 
 def _temporary_beside(dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    # Ends in the same suffix, so Keras can load it as what it will be (.h5: legacy HDF5).
+    fd, tmp = tempfile.mkstemp(
+        dir=dest.parent, prefix=f".{dest.name}.", suffix=f".part{dest.suffix}"
+    )
     os.close(fd)
     return Path(tmp)
 
@@ -414,31 +417,30 @@ def import_weights(
         raise ModelFileError(f"No such weights file. Received: {source}")
     spec, top = _recognise(source, backbone, include_top)
     file = keras_file(spec.name, top)
-    if file.file_hash is not None:
-        if not hash_matches(source, file.file_hash):
+    if file.path.is_file() and file_sha256(file.path) == file_sha256(source):
+        return file.path
+    tmp = _temporary_beside(file.path)
+    try:
+        shutil.copyfile(source, tmp)  # checked as copied, then renamed into place
+        if not hash_matches(tmp, file.file_hash):
             raise ModelFileError(
                 f"{source.name} is not the {spec.name} ImageNet file Keras expects: its checksum "
                 f"differs from Keras' {file.file_hash}. Nothing was placed. Get a fresh copy of "
                 f"{file.origin}. Received: {source}"
             )
-    else:
-        _check_loads(spec, top, source)
-    if file.path.is_file() and file_sha256(file.path) == file_sha256(source):
-        return file.path
-    tmp = _temporary_beside(file.path)
-    try:
-        shutil.copyfile(source, tmp)
+        if file.file_hash is None:
+            _check_loads(spec, top, source, tmp)
         os.replace(tmp, file.path)
     finally:
         tmp.unlink(missing_ok=True)
     return file.path
 
 
-def _check_loads(spec: BackboneSpec, include_top: bool, source: Path) -> None:
+def _check_loads(spec: BackboneSpec, include_top: bool, source: Path, copy: Path) -> None:
     from featlib._applications import build_application
 
     try:
-        build_application(spec, str(source), include_top=include_top)
+        build_application(spec, str(copy), include_top=include_top)
     except Exception as exc:
         raise ModelFileError(
             f"{source.name} does not load into {spec.name} "

@@ -55,11 +55,13 @@ from featlib.neighbors import _as_features, _l2_normalize, nearest_all
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "ISSUES",
+    "TITLES",
     "CheckReport",
     "IssueTable",
     "Separability",
     "check_dataset",
     "check_image_set",
+    "format_percent",
     "report_thumbnails",
 ]
 
@@ -78,8 +80,27 @@ ISSUES = (
     "odd_aspect",
 )
 
-# None: every row is flagged (exact duplicates), or a rule computed from the data (outliers:
-# median + 3 robust standard deviations of the scores; the number is in the report).
+# What a user reads for each issue: the page, the CSV/HTML reports and the CLI share these.
+TITLES: Mapping[str, str] = MappingProxyType(
+    {
+        "exact_duplicates": "Exact duplicates",
+        "near_duplicates": "Near duplicates",
+        "outliers": "Outliers",
+        "label_issues": "Likely label issues",
+        "dark": "Dark",
+        "overexposed": "Overexposed",
+        "blurry": "Blurry",
+        "low_information": "Low information",
+        "grayscale": "Grayscale",
+        "tiny": "Tiny",
+        "odd_size": "Odd size",
+        "odd_aspect": "Odd aspect ratio",
+    }
+)
+
+# The absolute bounds. A default threshold is the stricter of this bound and a fence drawn from
+# the set's own quartiles (see _FENCES), so that what most of a set shares is not flagged per
+# image. None: every row is flagged (exact duplicates), or only the fence counts (outliers).
 DEFAULT_THRESHOLDS: Mapping[str, float | None] = MappingProxyType(
     {
         "exact_duplicates": None,
@@ -130,7 +151,48 @@ _PROBE_DIMS = 256
 _SILHOUETTE_SAMPLE = 2_000
 _NEAR_NEIGHBORS = 10
 _PAIR_COLUMNS = ("index_a", "index_b", "name_a", "name_b", "split_a", "split_b", "leakage")
-_MAD_TO_SD = 1.4826  # scales a median absolute deviation to a normal standard deviation
+# Tukey fences, drawn on a scale where the scores spread evenly: (scale, side, k). A score is
+# unusual for the set when it lies more than k interquartile ranges beyond the quartile on
+# ``side``. Chosen so that the bundled samples (trained and random weights) flag at most 5 % per
+# issue while planted problems are still found (tests/test_checks.py, benchmarks/checks.py).
+# near_duplicates: each image's best similarity, as log(1 - similarity).
+_FENCES = {
+    "near_duplicates": ("log_distance", "below", 2.5),
+    "outliers": ("log", "above", 1.25),
+    "label_issues": ("logit", "below", 1.5),
+    "dark": ("linear", "below", 1.5),
+    "overexposed": ("linear", "above", 1.5),
+    "blurry": ("log", "below", 1.5),
+    "low_information": ("linear", "below", 1.5),
+    "grayscale": ("linear", "below", 1.5),
+    "tiny": ("linear", "below", 1.5),
+    "odd_size": ("linear", "above", 1.5),
+    "odd_aspect": ("log", "above", 1.5),
+}
+_EPS = 1e-9
+_SCALES = {
+    "linear": (lambda v: v, lambda f: f),
+    "log": (lambda v: np.log(np.maximum(v, _EPS)), math.exp),
+    "log_distance": (lambda v: np.log(np.maximum(1 - v, _EPS)), lambda f: 1 - math.exp(f)),
+    "logit": (
+        lambda v: np.log(np.clip(v, _EPS, 1 - _EPS) / (1 - np.clip(v, _EPS, 1 - _EPS))),
+        lambda f: 1 / (1 + math.exp(-f)),
+    ),
+}
+# Under this share of the set, images beyond an absolute bound are flagged whatever the fence
+# says: few enough to look at, and rare in the set by definition.
+_RARE = 0.05
+# Set facts name what more than this share of a set has in common.
+_FACT_SHARE = 0.05
+_FACTS = {
+    "dark": "dark (mean brightness below {:g})",
+    "overexposed": "overexposed (mean brightness above {:g})",
+    "blurry": "soft (variance of the Laplacian below {:g})",
+    "low_information": "low in information (grey-level entropy below {:g} bits)",
+    "grayscale": "grayscale",
+    "tiny": "tiny (shorter side below {:g} px)",
+    "odd_aspect": "elongated (long side over {:g} times the short side)",
+}
 
 
 @dataclass(frozen=True)
@@ -148,6 +210,10 @@ class IssueTable:
         eligible_column: a boolean column; rows where it is False are never flagged.
         min_threshold: the lowest threshold the stored rows support (near duplicates keep
             only candidate pairs above it); None when any value works.
+        exclude_column, exclude_at: rows whose ``exclude_column`` is at least ``exclude_at``
+            are never flagged (outliers: an image with a near duplicate is not an outlier;
+            :meth:`CheckReport.with_thresholds` keeps it equal to the near-duplicate
+            threshold).
     """
 
     issue: str
@@ -158,11 +224,23 @@ class IssueTable:
     direction: str = "above"
     eligible_column: str | None = None
     min_threshold: float | None = None
+    exclude_column: str | None = None
+    exclude_at: float | None = None
+
+    @property
+    def title(self) -> str:
+        """The issue's name for people (``TITLES``)."""
+        return TITLES[self.issue]
 
     @property
     def description(self) -> str:
         """What the score means, in a sentence."""
         return _DESCRIPTIONS[self.issue]
+
+    @property
+    def pairwise(self) -> bool:
+        """Whether rows are pairs of images (``index_a``, ``index_b``) rather than images."""
+        return "index_b" in self.columns
 
     @property
     def flags(self) -> np.ndarray:
@@ -177,6 +255,8 @@ class IssueTable:
                 flags = scores < self.threshold
         if self.eligible_column is not None:
             flags &= self.column(self.eligible_column).astype(bool)
+        if self.exclude_column is not None and self.exclude_at is not None:
+            flags &= self.column(self.exclude_column).astype(np.float64) < self.exclude_at
         return flags
 
     @property
@@ -188,6 +268,18 @@ class IssueTable:
         """One column as an array of shape (len(rows),)."""
         i = self.columns.index(name)
         return np.array([row[i] for row in self.rows])
+
+    def score_range(self) -> tuple[float, float] | None:
+        """The lowest and highest threshold worth offering: the scores' range, widened to the
+        current threshold and ``min_threshold``; None when there is nothing to choose (no
+        rows, no threshold, or a single value)."""
+        if self.threshold is None or not self.rows:
+            return None
+        scores = self.column(self.score_column).astype(np.float64)
+        low = float(scores.min()) if self.min_threshold is None else self.min_threshold
+        low = min(low, self.threshold)
+        high = max(float(scores.max()), self.threshold)
+        return (low, high) if high > low else None
 
     def as_dicts(self) -> list[dict[str, Any]]:
         """Every row as a dict (column -> value, plus ``flagged``), worst first."""
@@ -266,6 +358,38 @@ class Separability:
     confusion: np.ndarray
     silhouette: float | None
 
+    @property
+    def n_images(self) -> int:
+        """Images in the probe."""
+        return int(self.confusion.sum())
+
+    @property
+    def n_correct(self) -> int:
+        """Probe images predicted right."""
+        return int(np.trace(self.confusion))
+
+    def accuracy_text(self) -> str:
+        """The accuracy as people should read it: ``"99.5 % (199 of 200)"``."""
+        return f"{format_percent(self.accuracy)} ({self.n_correct} of {self.n_images})"
+
+
+def format_percent(fraction: float) -> str:
+    """A fraction as a percentage that never rounds to 0 % or 100 % unless it is exactly that.
+
+    Example::
+
+        >>> format_percent(0.995), format_percent(0.99999), format_percent(1.0)
+        ('99.5 %', '99.9 %', '100 %')
+    """
+    if fraction in (0, 1):
+        return f"{fraction:.0%}".replace("%", " %")
+    text = f"{fraction * 100:.1f}"
+    if text == "100.0":
+        text = "99.9"
+    elif text == "0.0":
+        text = "0.1"
+    return f"{text.removesuffix('.0')} %"
+
 
 @dataclass(frozen=True)
 class CheckReport:
@@ -277,6 +401,8 @@ class CheckReport:
         tables: issue -> :class:`IssueTable`, for the issues that could be computed.
         skipped: issue -> why it was not computed (no labels, no pixels...).
         separability: the linear-probe figures, or None (see ``skipped["separability"]``).
+        facts: what the set has in common, said once instead of flagged per image
+            ("every image is grayscale").
     """
 
     names: tuple[str, ...]
@@ -287,6 +413,7 @@ class CheckReport:
     tables: dict[str, IssueTable] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     separability: Separability | None = None
+    facts: tuple[str, ...] = ()
 
     @property
     def thresholds(self) -> dict[str, float | None]:
@@ -346,11 +473,43 @@ class CheckReport:
         tables = dict(self.tables)
         for issue, value in thresholds.items():
             tables[issue] = self.table(issue).with_threshold(value)
+        if "near_duplicates" in thresholds and "outliers" in tables:
+            near = tables["near_duplicates"].threshold
+            tables["outliers"] = replace(tables["outliers"], exclude_at=near)
         return replace(self, tables=tables)
 
     def summary(self) -> list[tuple[str, int, float | None]]:
         """``(issue, number of flagged rows, threshold)`` for each computed issue."""
         return [(issue, t.n_flagged, t.threshold) for issue, t in self.tables.items()]
+
+    def summary_rows(self) -> list[dict[str, str]]:
+        """The summary as a table for people, one row per issue (computed, then skipped).
+
+        Returns:
+            dicts with the keys ``issue`` (its title), ``images`` (flagged images), ``pairs``
+            (flagged pairs, duplicates only), ``threshold`` ("-" when there is none), ``note``
+            ("not checked: why", or empty) and ``meaning`` (the note, else what the score is).
+        """
+        images = self.image_flags()
+        rows = [
+            {
+                "issue": table.title,
+                "images": str(int(images[issue].sum())),
+                "pairs": str(table.n_flagged) if table.pairwise else "",
+                "threshold": _fmt(table.threshold) or "-",
+                "note": "",
+                "meaning": table.description,
+            }
+            for issue, table in self.tables.items()
+        ]
+        for issue, why in self.skipped.items():
+            note = f"not checked: {why}"
+            title = TITLES.get(issue, issue.capitalize())
+            rows.append(
+                {"issue": title, "images": "-", "pairs": "", "threshold": "-", "note": note,
+                 "meaning": note}
+            )  # fmt: skip
+        return rows
 
     def image_flags(self) -> dict[str, np.ndarray]:
         """issue -> boolean array of shape (n_images,): is the image in a flagged row.
@@ -369,14 +528,13 @@ class CheckReport:
         positions = [table.columns.index(c) for c in index_columns]
         s = table.columns.index(table.score_column)
         worse = (lambda a, b: a > b) if table.direction == "above" else (lambda a, b: a < b)
-        pairwise = len(index_columns) == 2
         for row, flag in zip(table.rows, table.flags, strict=True):
             for p in positions:
                 i = row[p]
                 if scores[i] is None or worse(row[s], scores[i]):
                     scores[i] = row[s]
                 flags[i] |= flag
-        if pairwise:  # pairs name one image per content: pass results on to its copies
+        if table.pairwise:  # pairs name one image per content: pass results on to its copies
             for i in range(n):
                 first = groups[i]
                 if first != i:
@@ -385,7 +543,8 @@ class CheckReport:
 
     def to_csv(self) -> str:
         """One row per image: its identity, then a score and a 0/1 flag per computed issue
-        (and the suggested label when label issues were checked). Empty cell: no score."""
+        (and, when label issues were checked, the label the probe prefers where it disagrees
+        with the given one). Empty cell: no score."""
         columns = ["index", "name", "sha256", "label", "split"]
         per_issue = []
         suggested: dict[int, str] = {}
@@ -394,7 +553,11 @@ class CheckReport:
             per_issue.append(self._per_image(table))
             if issue == "label_issues":
                 columns.append("suggested_label")
-                suggested = {row["index"]: row["suggested_label"] for row in table.as_dicts()}
+                suggested = {
+                    row["index"]: row["suggested_label"]
+                    for row in table.as_dicts()
+                    if row["suggested_label"] is not None
+                }
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
@@ -427,27 +590,27 @@ class CheckReport:
             "text-align:left;vertical-align:top}img{max-width:96px;max-height:96px}"
             "</style></head><body>",
             f"<h1>Dataset checks: {len(self.names)} images</h1>",
-            "<h2>Summary</h2><table><tr><th>issue</th><th>flagged</th><th>threshold</th>"
-            "<th>meaning</th></tr>",
         ]
-        for issue, table in self.tables.items():
-            parts.append(
-                f"<tr><td>{esc(issue)}</td><td>{table.n_flagged}</td>"
-                f"<td>{esc(_fmt(table.threshold))}</td><td>{esc(table.description)}</td></tr>"
-            )
-        for issue, reason in self.skipped.items():
-            parts.append(
-                f"<tr><td>{esc(issue)}</td><td>-</td><td>-</td>"
-                f"<td>not checked: {esc(reason)}</td></tr>"
-            )
+        if self.facts:
+            parts.append("<h2>About the set</h2><ul>")
+            parts += [f"<li>{esc(fact)}</li>" for fact in self.facts]
+            parts.append("</ul>")
+        parts.append(
+            "<h2>Summary</h2><table><tr><th>issue</th><th>images</th><th>pairs</th>"
+            "<th>threshold</th><th>meaning</th></tr>"
+        )
+        for row in self.summary_rows():
+            cells = (row[c] for c in ("issue", "images", "pairs", "threshold", "meaning"))
+            parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
         if self.separability is not None:
             parts.append(_separability_html(self.separability))
-        for issue, table in self.tables.items():
+        for table in self.tables.values():
             rows = table.flagged_rows()
             if not rows:
                 continue
-            parts.append(f"<h2>{esc(issue)} ({len(rows)})</h2><table><tr>")
+            count = f"{len(rows)} pairs" if table.pairwise else f"{len(rows)} images"
+            parts.append(f"<h2>{esc(table.title)} ({count})</h2><table><tr>")
             image_columns = [c for c in table.columns if c.startswith("index")]
             parts += [
                 f"<th>{c.replace('index', 'image').replace('_', ' ')}</th>" for c in image_columns
@@ -473,7 +636,7 @@ def _separability_html(sep: Separability) -> str:
     esc = html.escape
     parts = [
         "<h2>Separability (linear probe)</h2><table>",
-        f"<tr><td>accuracy</td><td>{sep.accuracy:.3f} ({sep.n_folds}-fold)</td></tr>",
+        f"<tr><td>accuracy</td><td>{esc(sep.accuracy_text())} ({sep.n_folds}-fold)</td></tr>",
         f"<tr><td>balanced accuracy</td><td>{sep.balanced_accuracy:.3f}</td></tr>",
         f"<tr><td>chance (largest class)</td><td>{sep.chance_accuracy:.3f}</td></tr>",
         f"<tr><td>silhouette (cosine)</td><td>{esc(_fmt(sep.silhouette))}</td></tr>",
@@ -572,7 +735,7 @@ def check_dataset(
         >>> x = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
         >>> r = check_dataset([str(i) for i in range(30)], ["a", "b", "c"] * 10, x)
         >>> r.table("outliers").columns
-        ('index', 'name', 'score')
+        ('index', 'name', 'nearest_similarity', 'score')
     """
     x = _as_features(features, min_samples=3)
     n = x.shape[0]
@@ -612,7 +775,9 @@ def check_dataset(
         tables["near_duplicates"] = _near_duplicates(
             unique, nn_idx, nn_sim, names, splits, near_duplicate_floor
         )
-        tables["outliers"] = _outliers(unique, groups, nn_sim[:, :n_neighbors], names)
+        tables["outliers"] = _outliers(
+            unique, groups, nn_sim[:, :n_neighbors], names, tables["near_duplicates"].threshold
+        )
     else:
         reason = "every image has the same content"
         skipped["near_duplicates"] = skipped["outliers"] = reason
@@ -631,15 +796,13 @@ def check_dataset(
         for issue in ("dark", "overexposed", "blurry", "low_information", "grayscale"):
             skipped[issue] = "no pixels were given"
     if sizes is not None:
-        tables.update(_size_tables(_sizes(sizes, n), names))
+        sizes = _sizes(sizes, n)
+        tables.update(_size_tables(sizes, names))
     else:
         for issue in ("tiny", "odd_size", "odd_aspect"):
             skipped[issue] = "no sizes or pixels were given"
 
-    for issue, table in tables.items():
-        if thresholds and issue in thresholds:
-            tables[issue] = table.with_threshold(thresholds[issue])
-    return CheckReport(
+    report = CheckReport(
         names=tuple(names),
         sha256s=tuple(sha256s),
         labels=tuple(labels),
@@ -648,7 +811,34 @@ def check_dataset(
         tables={issue: tables[issue] for issue in ISSUES if issue in tables},
         skipped={issue: skipped[issue] for issue in (*ISSUES, "separability") if issue in skipped},
         separability=separability,
+        facts=_set_facts(tables, sizes),
     )
+    return report.with_thresholds(**(thresholds or {}))
+
+
+def _set_facts(tables: Mapping[str, IssueTable], sizes: np.ndarray | None) -> tuple[str, ...]:
+    """What many images share beyond an absolute bound without being flagged for it, as
+    sentences: "every image is 25×25 px", "31 of 200 images are dark (...)"."""
+    facts = []
+    one_size = sizes is not None and len(np.unique(sizes, axis=0)) == 1
+    if one_size:
+        facts.append("every image is {}×{} px".format(*(int(v) for v in sizes[0])))
+    for issue, words in _FACTS.items():
+        table = tables.get(issue)
+        if table is None or (one_size and issue in ("tiny", "odd_aspect")):
+            continue
+        bound = DEFAULT_THRESHOLDS[issue]
+        scores = table.column("score").astype(np.float64)
+        beyond = scores < bound if table.direction == "below" else scores > bound
+        count, n = int((beyond & ~table.flags).sum()), len(scores)
+        if count and count >= _FACT_SHARE * n:
+            share = (
+                "every image is"
+                if count == n
+                else f"{count} of {n} images {'is' if count == 1 else 'are'}"
+            )
+            facts.append(f"{share} {words.format(bound)}")
+    return tuple(facts)
 
 
 class _Thumbnails(Sequence):
@@ -780,6 +970,35 @@ def _exact_duplicates(groups, names, splits) -> IssueTable:
     )
 
 
+def _fence(issue: str, values) -> float | None:
+    """The Tukey fence of ``values`` for ``issue`` (``_FENCES``), on the scores' own scale,
+    pulled back to the scores' range when it lies beyond it (then it flags nothing); None
+    for fewer than 4 values."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 4:
+        return None
+    scale, side, k = _FENCES[issue]
+    forward, back = _SCALES[scale]
+    q1, q3 = np.percentile(forward(values), [25, 75])
+    fence = back(q3 + k * (q3 - q1) if side == "above" else q1 - k * (q3 - q1))
+    return float(np.clip(fence, values.min(), values.max()))
+
+
+def _default_threshold(issue: str, values, direction: str) -> float | None:
+    """The stricter of the absolute bound and the set's fence; the bound alone when few
+    images pass it (``_RARE``)."""
+    bound = DEFAULT_THRESHOLDS[issue]
+    values = np.asarray(values, dtype=np.float64)
+    if bound is not None:
+        beyond = values < bound if direction == "below" else values > bound
+        if beyond.sum() <= _RARE * len(values):
+            return bound
+    fence = _fence(issue, values)
+    if fence is None or bound is None:
+        return bound if fence is None else fence
+    return min(bound, fence) if direction == "below" else max(bound, fence)
+
+
 def _near_duplicates(unique, nn_idx, nn_sim, names, splits, floor) -> IssueTable:
     pairs: dict[tuple[int, int], float] = {}
     for u, (neigh, sims) in enumerate(zip(nn_idx, nn_sim, strict=True)):
@@ -798,25 +1017,32 @@ def _near_duplicates(unique, nn_idx, nn_sim, names, splits, floor) -> IssueTable
         columns=(*_PAIR_COLUMNS, "similarity"),
         rows=tuple(rows),
         score_column="similarity",
-        threshold=DEFAULT_THRESHOLDS["near_duplicates"],
+        threshold=max(
+            _fence("near_duplicates", nn_sim[:, 0]) or 0.0, DEFAULT_THRESHOLDS["near_duplicates"]
+        ),
         min_threshold=float(floor),
     )
 
 
-def _outliers(unique, groups, nn_sim, names) -> IssueTable:
+def _outliers(unique, groups, nn_sim, names, near_threshold) -> IssueTable:
+    """Mean distance to the nearest other contents; an image whose content has a copy or a
+    near duplicate (nearest similarity 1.0 / at least ``near_threshold``) is never flagged."""
     unique_scores = 1.0 - nn_sim.astype(np.float64).mean(axis=1)
-    median = float(np.median(unique_scores))
-    mad = float(np.median(np.abs(unique_scores - median)))
-    threshold = median + 3 * _MAD_TO_SD * mad
-    score_of = dict(zip(unique.tolist(), unique_scores.tolist(), strict=True))
-    rows = [(i, names[i], score_of[g]) for i, g in enumerate(groups.tolist())]
-    rows.sort(key=lambda r: (-r[2], r[0]))
+    copied = {g for g, count in Counter(groups.tolist()).items() if count > 1}
+    of = {
+        u: (score, 1.0 if u in copied else min(float(sim), 1.0))
+        for u, score, sim in zip(unique.tolist(), unique_scores.tolist(), nn_sim[:, 0], strict=True)
+    }
+    rows = [(i, names[i], of[g][1], of[g][0]) for i, g in enumerate(groups.tolist())]
+    rows.sort(key=lambda r: (-r[3], r[0]))
     return IssueTable(
         issue="outliers",
-        columns=("index", "name", "score"),
+        columns=("index", "name", "nearest_similarity", "score"),
         rows=tuple(rows),
         score_column="score",
-        threshold=threshold,
+        threshold=_default_threshold("outliers", unique_scores, "above"),
+        exclude_column="nearest_similarity",
+        exclude_at=near_threshold,
     )
 
 
@@ -863,7 +1089,7 @@ def _probe(x, labels, groups, names, random_state):
             int(i),
             names[i],
             labels[i],
-            classes[best_other[r]],
+            classes[best_other[r]] if other_prob[r] > given[r] else None,
             float(given[r]),
             float(other_prob[r]),
             float(other_prob[r] - given[r]),
@@ -886,7 +1112,7 @@ def _probe(x, labels, groups, names, random_state):
         ),
         rows=tuple(rows),
         score_column="label_prob",
-        threshold=DEFAULT_THRESHOLDS["label_issues"],
+        threshold=_default_threshold("label_issues", given, "below"),
         direction="below",
         eligible_column="other_more_likely",
     )
@@ -989,7 +1215,7 @@ def _per_image_table(issue, values, names, direction, extra=None) -> IssueTable:
         columns=("index", "name", *extra_columns, "score"),
         rows=tuple(rows),
         score_column="score",
-        threshold=DEFAULT_THRESHOLDS[issue],
+        threshold=_default_threshold(issue, values, direction),
         direction=direction,
     )
 

@@ -234,7 +234,8 @@ def test_thresholds_change_flags_without_recomputing(planted, monkeypatch):
     after = dict((issue, n) for issue, n, _ in strict.summary())
     assert after["near_duplicates"] == 0
     assert after["blurry"] == len(report.names)
-    assert after["outliers"] == len(report.names)
+    copies = {i for pair in planted[1]["exact"] for i in pair}
+    assert after["outliers"] == len(report.names) - len(copies)  # a copied image is no outlier
     assert strict.table("blurry").rows is report.table("blurry").rows
     assert report.summary() == before  # the original is unchanged
     assert len(report.flagged("near_duplicates", threshold=0.9999999)) < 2
@@ -275,8 +276,14 @@ def test_csv_has_one_row_per_image(planted):
     for issue in ISSUES:
         assert [int(r[f"{issue}_flag"]) for r in rows] == flags[issue].astype(int).tolist()
     assert rows[10]["suggested_label"] == "class0"
+    # A suggestion only where the probe prefers another label; empty where it agrees.
+    disagrees = {
+        r["index"] for r in report.table("label_issues").as_dicts() if r["other_more_likely"]
+    }
+    assert {int(r["index"]) for r in rows if r["suggested_label"]} == disagrees
+    assert len(disagrees) < 0.1 * len(rows)
     table_csv = list(csv.reader(io.StringIO(report.table("outliers").to_csv())))
-    assert table_csv[0] == ["index", "name", "score", "flagged"]
+    assert table_csv[0] == ["index", "name", "nearest_similarity", "score", "flagged"]
     assert len(table_csv) == len(report.names) + 1
 
 

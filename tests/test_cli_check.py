@@ -150,9 +150,18 @@ def test_html_report_is_self_contained_default_layer_from_the_store(
     assert check(planted, out, store) == 0  # no --layer: the app's default, block4_pool
     printed = capsys.readouterr()
     assert f"({LAYER} features: 0 computed, {24 + len(PLANTED) - 1} from the store" in printed.err
-    summary = {line.split()[0]: line.split()[1:] for line in printed.out.splitlines()[2:]}
-    assert summary["exact_duplicates"] == ["2", "1", "-"]  # images, pairs, no threshold
-    assert summary["dark"][0] != "0" and summary["Linear"][0] == "probe:"
+    lines = printed.out.splitlines()
+    header = lines[0].split()
+    assert header == ["issue", "images", "pairs", "threshold", "note"]
+    starts = [lines[0].index(c) for c in header]
+    cells = [
+        [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        for line in lines[2:14]
+    ]
+    summary = {row[0]: row[1:4] for row in cells}
+    assert summary["Exact duplicates"] == ["2", "1", "-"]  # images, pairs, no threshold
+    assert summary["Dark"][0] != "0" and summary["Dark"][1] == ""
+    assert any(line.startswith("Linear probe: ") and " of 32) right" in line for line in lines)
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
     assert "data:image/jpeg;base64," in page
@@ -164,8 +173,8 @@ def test_html_report_is_self_contained_default_layer_from_the_store(
     ("extra", "out_name", "message"),
     [
         ([], "report.txt", ".html or .csv"),
-        (["--threshold", "nonsense=1"], "r.csv", "unknown issue 'nonsense'"),
-        (["--threshold", "dark=bright"], "r.csv", "expected ISSUE=NUMBER"),
+        (["--threshold", "nonsense=1"], "r.csv", "Received: nonsense=1"),
+        (["--threshold", "dark=bright"], "r.csv", "ISSUE=NUMBER. Received: dark=bright"),
         (["--layer", "block9_pool"], "r.csv", "block9_pool"),
         (["--backbone", "vgg17"], "r.csv", "Unknown backbone 'vgg17'"),
         (["--weights", "imagenet"], "r.csv", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),

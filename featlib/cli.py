@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import functools
 import logging
@@ -143,19 +144,29 @@ def _write_errors(path: Path, errors) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
 def _progress_bar(desc: str):
+    """``update(done, total)`` for a bar on stderr, drawn from its first update (an error
+    before any progress stays the only line)."""
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit="img", dynamic_ncols=True, file=sys.stderr)
+    bars = []
 
     def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(
+                tqdm(desc=desc, total=total, unit="img", dynamic_ncols=True, file=sys.stderr)
+            )
+        bar = bars[0]
         if bar.total != total:
             bar.reset(total=total)
-            bar.update(done)
-        else:
-            bar.update(done - bar.n)
+        bar.update(done - bar.n)
 
-    return bar, update
+    try:
+        yield update
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def _is_model_file(backbone: str) -> bool:
@@ -227,8 +238,7 @@ def _compute(args, image_set, layers: list[str] | None, kind: str, store):
         layers = [DEFAULT_LAYERS[kind](backbone)]
         if not _is_model_file(args.backbone):
             update_json(_LAYERS_FILE, _layer_note(args.backbone, kind), layers[0])
-    bar, update = _progress_bar(f"{backbone.name} {','.join(layers)}")
-    with bar:
+    with _progress_bar(f"{backbone.name} {','.join(layers)}") as update:
         feats = extract_set(
             backbone,
             image_set,
@@ -314,7 +324,7 @@ def _thresholds(pairs: list[str] | None) -> dict[str, float]:
 
 
 def cmd_check(args) -> int:
-    from featlib.checks import check_image_set, report_thumbnails
+    from featlib.checks import check_image_set, format_percent, report_thumbnails
 
     out = Path(args.out)
     _check_out(out, (".html", ".csv"))
@@ -339,31 +349,19 @@ def cmd_check(args) -> int:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    print(format_table(_summary_rows(report), ["issue", "images", "pairs", "threshold"]))
+    columns = ["issue", "images", "pairs", "threshold", "note"]
+    print(format_table([[row[c] for c in columns] for row in report.summary_rows()], columns))
+    for fact in report.facts:
+        print(f"About the set: {fact}.")
     sep = report.separability
     if sep is not None:
         print(
-            f"Linear probe: {sep.accuracy:.1%} accuracy ({sep.balanced_accuracy:.1%} balanced, "
-            f"chance {sep.chance_accuracy:.1%}) over {len(sep.classes)} classes; "
-            f"imbalance {sep.imbalance_ratio:.1f}x."
+            f"Linear probe: {sep.accuracy_text()} right ({format_percent(sep.balanced_accuracy)} "
+            f"balanced, chance {format_percent(sep.chance_accuracy)}) over {len(sep.classes)} "
+            f"classes; imbalance {sep.imbalance_ratio:.1f}x."
         )
     print(f"Wrote {out}.")
     return 0
-
-
-def _summary_rows(report) -> list[list[str]]:
-    """One row per issue: flagged images, flagged pairs (duplicates only), the threshold."""
-    images = report.image_flags()
-    rows = [
-        [
-            issue,
-            str(int(images[issue].sum())),
-            str(table.n_flagged) if "index_b" in table.columns else "",
-            "-" if table.threshold is None else f"{table.threshold:g}",
-        ]
-        for issue, table in report.tables.items()
-    ]
-    return rows + [[issue, "-", "", f"not checked: {why}"] for issue, why in report.skipped.items()]
 
 
 def _default_layer(backbone) -> str:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,7 +207,7 @@ def test_tables_and_cache_commands(tmp_path, capsys, model_file):
     assert FeatureStore(tmp_path / "c").info()["entries"] == 0
 
 
-@pytest.mark.parametrize("command", ["extract", "backbones", "layers", "cache"])
+@pytest.mark.parametrize("command", ["extract", "check", "backbones", "layers", "cache"])
 def test_help_has_an_example(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
@@ -255,3 +256,92 @@ def test_kill_9_mid_run_then_resume_gives_the_same_file(tmp_path, model_file):
     with np.load(out) as a, np.load(clean) as b:
         np.testing.assert_allclose(a["features"], b["features"], rtol=1e-6)
         assert list(a["paths"]) == list(b["paths"])
+
+
+FEATLIB = Path(sys.executable).with_name("featlib")  # the installed command
+
+BAD_ARGUMENTS = [
+    [],
+    ["extract"],
+    ["extract", "images", "--out", "x.txt"],
+    ["extract", "missing", "--out", "x.npz"],
+    ["extract", "bad.csv", "--out", "x.npz"],
+    ["extract", "images", "--out", "no/such/folder/x.npz"],
+    ["extract", "images", "--out", "x.npz", "--batch-size", "0"],
+    ["extract", "images", "--out", "x.npz", "--seed", "-1"],
+    ["extract", "images", "--out", "x.npz", "--pooling", "mean"],
+    ["extract", "images", "--out", "x.npz", "--precision", "int8"],
+    ["extract", "images", "--out", "x.npz", "--backbone", "vgg61"],
+    ["extract", "images", "--out", "x.npz", "--weights", "bogus"],
+    ["extract", "images", "--out", "x.npz", "--backbone", "tiny.keras", "--layer", "conv9"],
+    ["check", "images", "--out", "x.pdf"],
+    ["check", "images", "--out", "x.html", "--threshold", "dupes=0.9"],
+    ["check", "images", "--out", "x.html", "--threshold", "outliers=high"],
+    ["backbones", "extra"],
+    ["layers", "nope"],
+    ["layers", "vgg16", "--preprocessing", "zscore"],
+    ["cache", "drop"],
+    ["weights", "fetch", "nope"],
+    ["weights", "import", "missing.h5"],
+]
+
+
+def _featlib(cwd: Path, *argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(FEATLIB), *argv], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def _imported(run: subprocess.CompletedProcess) -> set[str]:
+    """Modules a run imported, from its ``PYTHONPROFILEIMPORTTIME`` lines."""
+    lines = [ln for ln in run.stderr.splitlines() if ln.startswith("import time:")]
+    return {ln.rsplit("|", 1)[1].strip() for ln in lines}
+
+
+@pytest.mark.parametrize("argv", BAD_ARGUMENTS, ids=" ".join)
+def test_bad_arguments_get_one_line_and_exit_2_from_the_installed_command(
+    tmp_path, folder, model_file, argv
+):
+    (tmp_path / "bad.csv").write_bytes(b"\xff\xfe not UTF-8")
+    run = _featlib(tmp_path, *argv)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+    assert not list(tmp_path.glob("x.*"))
+
+
+def test_tensorflow_start_up_notices_only_with_verbose(tmp_path, model_file):
+    quiet = _featlib(tmp_path, "layers", "tiny.keras")
+    loud = _featlib(tmp_path, "--verbose", "layers", "tiny.keras")
+    assert quiet.returncode == loud.returncode == 0
+    assert "conv2" in quiet.stdout and quiet.stdout == loud.stdout
+    notices = ("oneDNN custom operations", "Could not find cuda drivers", "absl::InitializeLog")
+    assert any(n in loud.stderr for n in notices)  # this TensorFlow does print them
+    assert not [n for n in notices if n in quiet.stderr], quiet.stderr
+
+
+def test_a_fully_stored_rerun_does_not_import_tensorflow(tmp_path, folder):
+    env = {
+        **os.environ,
+        "FEATLIB_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPROFILEIMPORTTIME": "1",
+    }
+    argv = ["extract", "images", "--backbone", "mobilenetv2", "--weights", "random", "--out"]
+    first = _featlib(tmp_path, *argv, "first.npz", env=env)
+    second = _featlib(tmp_path, *argv, "second.npz", env=env)
+    assert first.returncode == second.returncode == 0, first.stderr[-2000:]
+    assert "tensorflow" in _imported(first)
+    assert not {"tensorflow", "keras"} & _imported(second)
+    assert "0 computed, 9 from the store" in second.stdout  # default layer, precision "auto"
+    assert (tmp_path / "first.npz").read_bytes() == (tmp_path / "second.npz").read_bytes()
+    assert "dogs/broken.png" in (tmp_path / "second.npz.errors.csv").read_text()
+
+
+def test_python_m_featlib_works_from_any_folder_and_lists_backbones_without_tensorflow(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "featlib", "backbones"], cwd=tmp_path, capture_output=True,
+        text=True, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+    )  # fmt: skip
+    assert run.returncode == 0 and "mobilenetv2" in run.stdout
+    assert "featlib.cli" in _imported(run) and "tensorflow" not in _imported(run)

@@ -45,6 +45,7 @@ __all__ = [
 COLORSCALES = ("viridis", "magma", "inferno", "cividis", "turbo", "gray")
 NO_LABEL = "(no label)"
 _GAP = 2  # pixels of background between tiles of a grid
+_SWEEP_COLUMNS = 6  # blocks side by side in one row: six names of ~20 characters fit a page
 
 
 @functools.cache
@@ -490,18 +491,25 @@ def sweep_projections(sweep) -> go.Figure:
         sweep: a ``featlib.Sweep`` (its embeddings are already aligned block to block).
 
     Returns:
-        ``plotly.graph_objects.Figure`` with one small scatter per block.
+        ``plotly.graph_objects.Figure`` with one small scatter per block, at most
+        ``_SWEEP_COLUMNS`` to a row so that the blocks' names stay readable.
     """
     from plotly.subplots import make_subplots
 
     n = len(sweep.layers)
-    fig = make_subplots(rows=1, cols=n, subplot_titles=list(sweep.layers), horizontal_spacing=0.02)
-    for col, embedding in enumerate(sweep.embeddings, start=1):
-        for trace in _sweep_traces(sweep, embedding, showlegend=col == 1, size=5):
-            fig.add_trace(trace, row=1, col=col)
+    rows = math.ceil(n / _SWEEP_COLUMNS)
+    cols = math.ceil(n / rows)  # balanced rows: 16 blocks as 6, 6, 4 would leave a gap; 3 x 6
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=list(sweep.layers), horizontal_spacing=0.02,
+        vertical_spacing=0.12 / rows,
+    )  # fmt: skip
+    for i, embedding in enumerate(sweep.embeddings):
+        for trace in _sweep_traces(sweep, embedding, showlegend=i == 0, size=5):
+            fig.add_trace(trace, row=i // cols + 1, col=i % cols + 1)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10))
+    fig.update_annotations(font_size=12)
+    fig.update_layout(height=40 + 230 * rows, margin=dict(l=10, r=10, t=30, b=10))
     return fig
 
 
@@ -546,16 +554,18 @@ def sweep_animation(sweep, duration_ms: int = 900) -> go.Figure:
     ]
     steps = [dict(label=layer, method="animate", args=[[layer], play]) for layer in sweep.layers]
     fig.update_layout(
-        height=500, margin=dict(l=10, r=10, t=10, b=90),
+        height=520, margin=dict(l=10, r=10, t=50, b=80),
         xaxis=dict(range=[low[0] - pad[0], high[0] + pad[0]], showticklabels=False),
         yaxis=dict(range=[low[1] - pad[1], high[1] + pad[1]], showticklabels=False),
+        # The buttons sit above the plot and the slider has the whole width below it, so that
+        # neither covers the other's label nor the last block's name.
         updatemenus=[dict(
             type="buttons", buttons=buttons, direction="left",
-            x=0, y=-0.04, xanchor="left", yanchor="top",
+            x=0, y=1.02, xanchor="left", yanchor="bottom", pad=dict(t=0, b=4),
         )],
         sliders=[dict(
-            steps=steps, transition=glide, currentvalue=dict(prefix="block: "),
-            x=0.2, len=0.8, y=-0.02, yanchor="top",
+            steps=steps, transition=glide, x=0.03, len=0.94, y=0, yanchor="top",
+            pad=dict(t=30, b=10), currentvalue=dict(prefix="block: ", xanchor="left"),
         )],
     )  # fmt: skip
     return fig

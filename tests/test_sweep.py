@@ -1,5 +1,6 @@
-"""The layer sweep: its figures are scikit-learn's on the same features, and on classes that
-differ only in texture the probe separates them at some block."""
+"""The layer sweep: its figures are scikit-learn's on the same features, on classes that differ
+only in texture the probe separates them at some block, and what it says in words is what its
+numbers say."""
 
 from __future__ import annotations
 
@@ -17,9 +18,14 @@ from sklearn.preprocessing import StandardScaler
 
 import featlib
 from featlib.errors import FeatlibError
-from featlib.sweep import layer_sweep
-
-pytestmark = pytest.mark.slow
+from featlib.sweep import (
+    Sweep,
+    describe_sweep,
+    islands,
+    layer_sweep,
+    percent,
+    sweep_problem,
+)
 
 
 def texture(rng, kind: str, side: int = 64) -> np.ndarray:
@@ -56,6 +62,9 @@ def labelled(counts: dict[str, int], seed: int = 0) -> featlib.ImageSet:
     return featlib.from_zip(buf.getvalue())
 
 
+slow = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def textures() -> featlib.ImageSet:
     return labelled({"stripes": 12, "dots": 12})
@@ -66,6 +75,7 @@ def vgg():
     return featlib.load_backbone("vgg16", weights="offline", input_size=(64, 64))
 
 
+@slow
 def test_figures_are_scikit_learns_on_the_same_features(vgg, textures):
     sweep = layer_sweep(vgg, textures)
     feats = featlib.extract_set(vgg, textures, list(sweep.layers))
@@ -80,12 +90,14 @@ def test_figures_are_scikit_learns_on_the_same_features(vgg, textures):
     assert sweep.chance == 0.5
 
 
+@slow
 def test_the_probe_separates_textures_at_some_block(vgg, textures):
     sweep = layer_sweep(vgg, textures)
     assert sweep.layers == tuple(i.name for i in featlib.block_outputs(vgg))
     assert sweep.accuracy.max() >= 0.95
 
 
+@slow
 def test_consecutive_projections_are_aligned(vgg, textures):
     sweep = layer_sweep(vgg, textures)
     for a, b in zip(sweep.embeddings, sweep.embeddings[1:], strict=False):
@@ -93,6 +105,7 @@ def test_consecutive_projections_are_aligned(vgg, textures):
         np.testing.assert_allclose(aligned, b, atol=1e-3 * np.abs(b).max())
 
 
+@slow
 def test_unlabelled_or_tiny_classes_are_refused(vgg):
     rng = np.random.default_rng(0)
     unlabelled = featlib.from_uploads([(f"{i}.png", png(texture(rng, "dots"))) for i in range(4)])
@@ -100,3 +113,95 @@ def test_unlabelled_or_tiny_classes_are_refused(vgg):
         layer_sweep(vgg, unlabelled)
     with pytest.raises(FeatlibError, match="2 labels with 2 images"):
         layer_sweep(vgg, labelled({"stripes": 4, "dots": 1}))
+
+
+def sweep_of(accuracy, silhouette, weights="trained", chance=0.5) -> Sweep:
+    n = len(accuracy)
+    return Sweep(
+        layers=tuple(f"block{i}" for i in range(1, n + 1)), accuracy=np.array(accuracy),
+        silhouette=np.array(silhouette), chance=chance, embeddings=(), labels=(), names=(),
+        weights=weights,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("share", "text"),
+    [(0.62, "62 %"), (0.995, "99.5 %"), (199 / 200, "99.5 %"), (0.9999, "99.9 %"), (1.0, "100 %"),
+     (0.0, "0 %"), (0.7, "70 %")],
+)  # fmt: skip
+def test_percent_never_rounds_up_to_a_perfect_score(share, text):
+    assert percent(share) == text
+
+
+def test_a_rising_curve_is_read_out_with_its_numbers():
+    trained = sweep_of([0.62, 0.80, 0.97, 0.90], [0.1, 0.2, 0.5, 0.4])
+    random = sweep_of([0.70, 0.71, 0.69, 0.70], [0.1, 0.1, 0.1, 0.1], weights="random")
+    lines = describe_sweep(trained, random)
+    assert lines[0] == (
+        "With trained the probe accuracy rises from 62 % at block1 to 97 % at block3, then falls "
+        "to 90 % at block4; the silhouette rises from 0.10 at block1 to 0.50 at block3, then "
+        "falls to 0.40 at block4."
+    )
+    assert lines[1] == (
+        "With random the probe accuracy stays near 70 % at every block (69 % to 71 %); the "
+        "silhouette stays near 0.10 at every block (0.10 to 0.10)."
+    )
+    assert lines[2] == (
+        "Training adds most to the probe accuracy at block3: 97 % against 69 % (trained ahead at "
+        "3 of 4 blocks)."
+    )
+    assert lines[-1] == "Chance, always answering the largest label, is 50 %."
+
+
+def test_an_easy_set_is_called_easy_and_equal_weights_equal():
+    flat = sweep_of([0.99, 0.995, 1.0], [0.4, 0.7, 0.75])
+    same = sweep_of([0.995, 0.99, 0.98], [0.41, 0.69, 0.75], weights="random")
+    lines = describe_sweep(flat, same)
+    assert "stays near" in lines[0] and "too easy" in lines[1]
+    assert lines[-3].startswith("Trained and random weights give the same probe accuracy")
+    assert lines[-2].startswith("Trained and random weights give the same silhouette")
+    falling = describe_sweep(sweep_of([0.9, 0.7, 0.6, 0.8], [0.3, 0.2, 0.1, 0.0]))
+    assert "falls from 90 % at block1 to 60 % at block3, then rises to 80 % at block4" in falling[0]
+    assert "falls from 0.30 at block1 to 0.00 at block4;" not in falling[0]
+    assert "falls from 0.30 at block1 to 0.00 at block4." in falling[0]
+    with pytest.raises(ValueError, match="different layers"):
+        describe_sweep(flat, sweep_of([0.5, 0.5], [0.0, 0.0]))
+
+
+def test_sweep_problem_says_what_is_missing():
+    assert sweep_problem(["a", "a", "b", "b"]) is None
+    assert "1 of the 3 images has no label" in sweep_problem(["a", "b", None])
+    assert "Received: {'a': 3}" in sweep_problem(["a", "a", "a"])
+    assert "Received: {'a': 2, 'b': 1}" in sweep_problem(["a", "a", "b"])
+
+
+def test_islands_are_the_labels_that_keep_to_themselves():
+    rng = np.random.default_rng(0)
+    apart = rng.normal(0, 0.1, (20, 2)) + np.array([10.0, 10.0])
+    mixed = rng.normal(0, 1, (40, 2))
+    labels = ["far"] * 20 + ["x", "y"] * 20
+    assert islands(np.concatenate([apart, mixed]), labels) == ["far"]
+
+
+def test_many_blocks_wrap_into_rows_and_the_animation_controls_stay_apart():
+    from featlib import render
+
+    rng = np.random.default_rng(0)
+    n = 16  # MobileNetV2's blocks
+    sweep = Sweep(
+        layers=tuple(f"block_{i}_project_BN" for i in range(1, n + 1)), accuracy=np.ones(n),
+        silhouette=np.zeros(n), chance=0.5,
+        embeddings=tuple(rng.normal(size=(6, 2)).astype(np.float32) for _ in range(n)),
+        labels=("a", "b") * 3, names=tuple("uvwxyz"), weights="random",
+    )  # fmt: skip
+    titles = render.sweep_projections(sweep).layout.annotations
+    assert [t.text for t in titles] == list(sweep.layers)
+    rows = {}
+    for t in titles:
+        rows.setdefault(round(t.y, 3), []).append(t.x)
+    assert len(rows) == 3 and all(len(xs) <= 6 for xs in rows.values())
+    assert min(np.diff(sorted(next(iter(rows.values()))))) >= 1 / 6 - 0.01
+    layout = render.sweep_animation(sweep).layout
+    menu, slider = layout.updatemenus[0], layout.sliders[0]
+    assert menu.y >= 1 and menu.yanchor == "bottom"  # the buttons above the plot
+    assert slider.y <= 0 and slider.x + slider.len <= 1  # the slider below, inside the width

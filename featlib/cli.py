@@ -435,12 +435,12 @@ def cmd_weights(args) -> int:
 
     if args.action == "fetch":
         paths = fetch_weights(args.names, include_top=args.include_top, progress=True)
-        names = args.names
+        sources = args.names
     else:
         paths = [import_weights(args.file, backbone=args.backbone, include_top=args.include_top)]
-        names = [args.backbone or Path(args.file).name]
-    for name, path in zip(names, paths, strict=True):
-        print(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        sources = [args.file]
+    for source, path in zip(sources, paths, strict=True):
+        print(f"{source} -> {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 

@@ -533,6 +533,18 @@ class ImageSet:
             raise ImageError(record.name, "the file changed since the set was built; rebuild it")
         return data
 
+    def file(self, record: ImageRecord) -> Path | None:
+        """The file a usable record is read from; None for in-memory sources (uploads, ZIPs,
+        samples), whose bytes ``read_bytes`` gives.
+
+        Example::
+
+            >>> images = from_folder("data/pets")
+            >>> images.file(images.ok[0])
+            PosixPath('/.../data/pets/cat/1.jpg')
+        """
+        return self._paths.get(record)
+
     def _decode(self, record: ImageRecord, draft: tuple[int, int] | None) -> Image.Image:
         img = _open(self.read_bytes(record), record.name, self._limits)
         _check_pixels(img, record.name, self._limits)

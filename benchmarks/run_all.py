@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["extract.py", "store.py", "checks.py", "memory.py", "projections.py"]
+SCRIPTS = ["extract.py", "store.py", "checks.py", "memory.py", "projections.py", "teaching.py"]
 FULL_ONLY = ["app_projections.py"]
 
 

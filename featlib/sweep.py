@@ -158,6 +158,7 @@ def layer_sweep(
     feats = extract_set(
         backbone, image_set, names, pooling="avg", resize_mode=resize_mode, store=store,
         progress=progress, extractor=extractor,
+        precision=None if extractor is not None else "float32",  # the extractor's, if given
     )  # fmt: skip
     labels = feats.labels
     problem = sweep_problem(labels)  # again: an image may have failed while it was extracted
@@ -206,8 +207,10 @@ def _trend(values: np.ndarray, layers: tuple[str, ...], fmt) -> str:
     top, low = int(np.argmax(values)), int(np.argmin(values))
     first, last = values[0], values[-1]
     if values.max() - values.min() < SAME:
-        spread = f"{fmt(values.min())} to {fmt(values.max())}"
-        return f"stays near {fmt(values.mean())} at every block ({spread})"
+        low, high = fmt(values.min()), fmt(values.max())
+        if low == high:
+            return f"is {low} at every block"
+        return f"stays near {fmt(values.mean())} at every block ({low} to {high})"
     if values[top] - first >= SAME:
         text = f"rises from {fmt(first)} at {layers[0]} to {fmt(values[top])} at {layers[top]}"
         if values[top] - last >= SAME:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import featlib
@@ -151,6 +152,65 @@ def test_gradcam_for_a_users_classifier_and_an_imagenet_top(tmp_path, imagenet_c
     at = app(TEACHING, teach="cam", **SMALL)  # random weights: no classifier to explain
     assert state.CAM_TARGET not in [box.key for box in at.selectbox]  # no class to choose
     assert "strongest channel" in texts(at.caption)
+
+
+@pytest.fixture(scope="module")
+def lesson_features(tmp_path_factory):
+    """Every block of VGG16, pooled, for the lesson's sample sets, with the weights the lesson
+    opens with and random ones, in the precision the app runs."""
+    store = featlib.FeatureStore(tmp_path_factory.mktemp("lesson-store"))
+    found = {}
+    for weights in (explain.BASE["weights"], "random"):
+        bb = featlib.load_backbone(explain.BASE["backbone"], weights=weights)
+        blocks = [i.name for i in featlib.block_outputs(bb)]
+        ex = featlib.Extractor(bb, blocks, pooling="avg", precision="auto")
+        for name in ("faces", "digits"):
+            images = featlib.load_samples(name)
+            feats = featlib.extract_set(
+                bb, images, blocks, precision="auto", store=store, extractor=ex
+            )
+            sweep = featlib.layer_sweep(bb, images, blocks, store=store, extractor=ex)
+            found[weights, name] = bb, feats, sweep
+    return found
+
+
+@pytest.mark.slow
+def test_every_lesson_claim_holds_for_the_lessons_data(lesson_features):
+    """Each step's notice, checked against what its page computes with the lesson's weights."""
+    from featlib.neighbors import nearest_all
+    from featlib.sweep import SAME, describe_sweep, islands
+
+    steps = {step.title: step for step in explain.LESSON}
+    bb, faces, trained = lesson_features[explain.BASE["weights"], "faces"]
+    for title in ("Feature maps, early", "Feature maps, deep"):
+        step = steps[title]
+        info = featlib.find_layer(bb, step.params["layer"])
+        h, w = info.output_shape[:2]
+        assert f"({h} × {w})" in step.notice
+        assert f"sees a {info.receptive_field}-pixel patch" in step.notice
+
+    step = steps["Neighbours"]
+    x, labels = faces.features[step.params["layer"]], np.array(faces.labels)
+    nearest = nearest_all(x, k=1)[0][:, 0]
+    agree = (labels[nearest] == labels).mean()
+    assert f"({int(agree * 100)} %)" in step.notice and agree >= 0.99
+
+    step = steps["Projections"]
+    digits = lesson_features[explain.BASE["weights"], "digits"][1]
+    projection = featlib.project(
+        digits.features[step.params["layer"]], method=step.params["method"], random_state=0
+    )
+    assert islands(projection.embedding, digits.labels) == ["0", "1"]
+    assert step.notice.startswith("Only 0 and 1 form islands")
+
+    step = steps["Where meaning emerges"]
+    assert step.params["images"] == "faces"
+    random = lesson_features["random", "faces"][2]
+    for sweep in (trained, random):
+        assert sweep.accuracy.min() >= 1 - SAME  # "the probe succeeds at every block"
+    assert np.all(trained.silhouette > random.silhouette)  # "the silhouette shows ..."
+    lines = describe_sweep(trained, random)
+    assert "too easy" in lines[1] and "Training adds most to the silhouette" in lines[-2]
 
 
 def test_lesson_steps_open_in_this_session_with_a_next_step():

@@ -81,13 +81,17 @@ def offline_mode() -> bool:
     return os.environ.get("FEATLIB_OFFLINE", "").strip().lower() in ("1", "true", "yes")
 
 
-@functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
+def _hexdigest(path: str | os.PathLike, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return _hexdigest(path, "sha256")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -166,7 +170,9 @@ def weights_key(
 
     Example::
 
-        >>> weights_key("vgg16", "auto") == load_backbone("vgg16", "auto").key
+        >>> weights_key("vgg16", "offline")  # the bundled file's SHA-256
+        'vgg16|hed-bsds500:...|top=0'
+        >>> weights_key("resnet50", "imagenet") is None  # not in the Keras cache
         True
     """
     spec = get_spec(name)
@@ -251,11 +257,7 @@ def hash_matches(path: str | os.PathLike, file_hash: str | None) -> bool:
     """Whether a file has Keras' checksum: SHA-256 when it has 64 digits, else MD5 (as Keras)."""
     if not file_hash:
         return True
-    digest = hashlib.sha256() if len(file_hash) == 64 else hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest() == file_hash
+    return _hexdigest(path, "sha256" if len(file_hash) == 64 else "md5") == file_hash
 
 
 def _checked(path: Path, file: KerasFile) -> Path:

@@ -4,48 +4,32 @@ import streamlit as st
 
 import ui
 from featlib import render
-from featlib.checks import report_thumbnails
+from featlib.checks import format_percent, report_thumbnails
 from ui import resources, state
 from ui.explain import explain
 from ui.state import Interval, url_widget
 
 GALLERY_ROWS = 24
 PAIRS_PER_ROW = 3
-TITLES = {
-    "exact_duplicates": "Exact duplicates",
-    "near_duplicates": "Near duplicates",
-    "outliers": "Outliers",
-    "label_issues": "Likely label issues",
-    "dark": "Dark",
-    "overexposed": "Overexposed",
-    "blurry": "Blurry",
-    "low_information": "Low information",
-    "grayscale": "Grayscale",
-    "tiny": "Tiny",
-    "odd_size": "Odd size",
-    "odd_aspect": "Odd aspect ratio",
-}
+SUMMARY_COLUMNS = ("issue", "images", "pairs", "threshold", "meaning")
 
 
 def threshold_ui(report):
-    """A slider per issue that has a threshold, over the range of its scores, and the summary
+    """A slider per issue that has a threshold and scores to choose between, and the summary
     table. Returns the report at the chosen thresholds (nothing is recomputed)."""
     thresholds = {}
-    rows = []
     with st.expander("Thresholds", expanded=True):
+        st.caption(
+            "Each default is set from this set's own scores: what most images share is not "
+            "flagged. Moving a slider recomputes nothing."
+        )
         cols = st.columns(3)
-        adjustable = [i for i, t in report.tables.items() if t.threshold is not None]
-        for n, issue in enumerate(adjustable):
-            table = report.tables[issue]
-            scores = table.column(table.score_column).astype(float)
-            low = table.min_threshold if table.min_threshold is not None else float(scores.min())
-            high = max(float(scores.max()), table.threshold)
-            low = min(low, table.threshold)
-            if high <= low:
-                continue
+        adjustable = [(i, t, t.score_range()) for i, t in report.tables.items()]
+        adjustable = [(i, t, r) for i, t, r in adjustable if r is not None]
+        for n, (issue, table, (low, high)) in enumerate(adjustable):
             thresholds[issue] = url_widget(
                 cols[n % 3].slider,
-                TITLES[issue],
+                table.title,
                 key=f"{state.THRESHOLD_PREFIX}{issue}",
                 default=float(table.threshold),
                 valid=Interval(low, high),
@@ -57,30 +41,15 @@ def threshold_ui(report):
                 help=table.description,
             )
     report = report.with_thresholds(**thresholds)
-    images = report.image_flags()
-    for issue, table in report.tables.items():
-        rows.append(
-            {
-                "issue": TITLES[issue],
-                "images": str(images[issue].sum()),
-                "pairs": str(table.n_flagged) if "index_b" in table.columns else "",
-                "threshold": "all" if table.threshold is None else f"{table.threshold:.3g}",
-                "what it means": table.description,
-            }
-        )
-    for issue, reason in report.skipped.items():
-        if issue in TITLES:
-            rows.append(
-                {
-                    "issue": TITLES[issue],
-                    "images": "",
-                    "pairs": "",
-                    "threshold": "",
-                    "what it means": f"not checked: {reason}",
-                }
-            )
+    rows = [{c: row[c] for c in SUMMARY_COLUMNS} for row in report.summary_rows()]
     st.table(rows, hide_index=True, border="horizontal")
     return report
+
+
+def facts_ui(facts) -> None:
+    """What the whole set has in common, said once instead of flagged on every image."""
+    if facts:
+        st.info("**About the set:** " + "; ".join(facts) + ".", icon=":material/info:")
 
 
 def separability_ui(sep) -> None:
@@ -89,12 +58,12 @@ def separability_ui(sep) -> None:
     cols = st.columns(4)
     cols[0].metric(
         "Probe accuracy",
-        f"{sep.accuracy:.0%}",
-        help="Out-of-fold accuracy of a "
-        "logistic regression on the features: a linear model's best guess.",
+        format_percent(sep.accuracy),
+        help="Out-of-fold accuracy of a logistic regression on the features: a linear "
+        "model's best guess.",
     )
     cols[1].metric(
-        "Chance", f"{sep.chance_accuracy:.0%}", help="Always answering the largest class."
+        "Chance", format_percent(sep.chance_accuracy), help="Always answering the largest class."
     )
     silhouette = "—" if sep.silhouette is None else f"{sep.silhouette:.2f}"
     cols[2].metric(
@@ -103,6 +72,10 @@ def separability_ui(sep) -> None:
         help="-1 to 1: how well the labels form separate groups in feature space (cosine).",
     )
     cols[3].metric("Imbalance", f"{sep.imbalance_ratio:.1f}x", help="Largest class / smallest.")
+    st.caption(
+        f"The probe put {sep.n_correct} of {sep.n_images} images in their labelled class "
+        f"({sep.n_folds}-fold cross-validation)."
+    )
     left, right = st.columns([3, 2])
     left.plotly_chart(render.confusion_heatmap(sep.confusion, sep.classes), key="confusion")
     right.dataframe(
@@ -110,7 +83,7 @@ def separability_ui(sep) -> None:
             {
                 "label": c,
                 "images": sep.class_counts.get(c, 0),
-                "accuracy": f"{sep.per_class_accuracy[c]:.0%}",
+                "accuracy": format_percent(sep.per_class_accuracy[c]),
             }
             for c in sep.classes
         ],
@@ -126,44 +99,50 @@ def _caption(row: dict, index_column: str, score_column: str, names, labels) -> 
 
 
 def _count(table) -> str:
-    return f"{table.n_flagged} pairs" if "index_b" in table.columns else str(table.n_flagged)
+    return f"{table.n_flagged} pairs" if table.pairwise else f"{table.n_flagged} images"
 
 
 def galleries_ui(report, images, records) -> None:
-    """For each issue with flagged images, a gallery sorted by score; pairs side by side."""
+    """The flagged images of one issue at a time, worst first; pairs side by side. The chosen
+    issue is kept while thresholds move."""
     flagged = [i for i, t in report.tables.items() if t.n_flagged]
     if not flagged:
         st.success("Nothing flagged at these thresholds.")
         return
-    tabs = st.tabs([f"{TITLES[i]} ({_count(report.tables[i])})" for i in flagged])
-    for tab, issue in zip(tabs, flagged, strict=True):
-        table = report.tables[issue]
-        rows = table.flagged_rows()[:GALLERY_ROWS]
-        with tab:
-            st.caption(table.description)
-            score = table.score_column
-            if "index_b" in table.columns:
-                cols = st.columns(PAIRS_PER_ROW)
-                for n, row in enumerate(rows):
-                    pair = [records[row["index_a"]], records[row["index_b"]]]
-                    cols[n % PAIRS_PER_ROW].image(
-                        resources.thumbnails(images, pair, 128),
-                        caption=[
-                            _caption(row, c, score, report.names, report.labels)
-                            for c in ("index_a", "index_b")
-                        ],
-                        width=128,
-                    )
-            else:
-                st.image(
-                    resources.thumbnails(images, [records[row["index"]] for row in rows], 128),
-                    caption=[
-                        _caption(r, "index", score, report.names, report.labels) for r in rows
-                    ],
-                    width=128,
-                )
-            if table.n_flagged > GALLERY_ROWS:
-                st.caption(f"The {GALLERY_ROWS} worst of {table.n_flagged}; the CSV has all.")
+    issue = url_widget(
+        st.radio,
+        "Issue",
+        key=state.GALLERY,
+        default=flagged[0],
+        options=flagged,
+        format_func=lambda i: f"{report.tables[i].title} ({_count(report.tables[i])})",
+        horizontal=True,
+        label_visibility="collapsed",
+    )
+    table = report.tables[issue]
+    rows = table.flagged_rows()[:GALLERY_ROWS]
+    st.caption(table.description)
+    score = table.score_column
+    if table.pairwise:
+        cols = st.columns(PAIRS_PER_ROW)
+        for n, row in enumerate(rows):
+            pair = [records[row["index_a"]], records[row["index_b"]]]
+            cols[n % PAIRS_PER_ROW].image(
+                resources.thumbnails(images, pair, 128),
+                caption=[
+                    _caption(row, c, score, report.names, report.labels)
+                    for c in ("index_a", "index_b")
+                ],
+                width=128,
+            )
+    else:
+        st.image(
+            resources.thumbnails(images, [records[row["index"]] for row in rows], 128),
+            caption=[_caption(r, "index", score, report.names, report.labels) for r in rows],
+            width=128,
+        )
+    if table.n_flagged > GALLERY_ROWS:
+        st.caption(f"The {GALLERY_ROWS} worst of {table.n_flagged}; the CSV has all.")
 
 
 choices = ui.sidebar()
@@ -172,14 +151,17 @@ bb = resources.backbone(choices.model)
 st.title("Dataset checks")
 st.caption(
     f"What is wrong with this set, and will a model learn it? Duplicates, outliers and label "
-    f"issues use the pooled {choices.layer} features; image quality uses the pixels. Moving a "
-    "threshold recomputes nothing."
+    f"issues use the pooled {choices.layer} features; image quality uses the pixels."
 )
 explain("checks")
 images, feats, x = resources.set_features(bb, choices)
-report = threshold_ui(resources.check_report(bb, images, feats, choices.layer))
+report = resources.check_report(bb, images, feats, choices.layer)
+facts_ui(report.facts)
+report = threshold_ui(report)
 if report.separability is not None:
     separability_ui(report.separability)
+else:
+    st.caption(f"No class separability: {report.skipped['separability']}.")
 st.subheader("Flagged images")
 galleries_ui(report, images, feats.records)
 

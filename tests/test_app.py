@@ -19,6 +19,7 @@ APP = "../app.py"
 FEATURE_MAPS = "app_pages/feature_maps.py"
 PROJECTIONS = "app_pages/projections.py"
 NEIGHBOURS = "app_pages/neighbours.py"
+CHECKS = "app_pages/checks.py"  # the page's own tests: tests/test_app_checks.py
 MODEL = "app_pages/model.py"
 SMALL = {"backbone": "mobilenetv2", "weights": "random"}  # fast, and needs no weights file
 
@@ -334,44 +335,6 @@ def test_an_unusable_store_is_said_once_and_the_page_still_works(tmp_path, monke
         assert "feature store is off" not in texts(at.warning)
     finally:
         resources._store.clear()
-
-
-CHECKS = "app_pages/checks.py"
-
-
-def test_checks_page_summary_galleries_and_exports():
-    at = app(CHECKS, **SMALL)
-    assert not at.exception, at.exception
-    summary = at.table[0].value.set_index("issue")
-    assert set(summary.index) >= {"Exact duplicates", "Near duplicates", "Outliers", "Blurry"}
-    assert summary.loc["Near duplicates", "pairs"] != "" and summary.loc["Dark", "pairs"] == ""
-    assert len(at.get("plotly_chart")) == 1  # the confusion matrix
-    assert {b.label for b in at.get("download_button")} == {"Report as CSV", "Report as HTML"}
-    assert at.tabs, "a gallery per issue with flagged images"
-
-
-def test_checks_threshold_changes_counts_without_recomputing(monkeypatch):
-    at = app(CHECKS, **SMALL)
-    before = at.table[0].value.set_index("issue")["images"].astype(int)
-    calls = []
-    monkeypatch.setattr(featlib, "check_image_set", lambda *a, **k: calls.append(1))
-    slider = at.slider(key=f"{state.THRESHOLD_PREFIX}outliers")
-    slider.set_value(slider.min).run()
-    assert not at.exception, at.exception
-    after = at.table[0].value.set_index("issue")["images"].astype(int)
-    assert after["Outliers"] > before["Outliers"]
-    assert calls == []
-
-
-def test_checks_thresholds_from_the_url_are_used_when_in_range():
-    url = {"dark": "0.3", "outliers": "99", "near_duplicates": "0.5", "blurry": "nan"}
-    keys = {issue: f"{state.THRESHOLD_PREFIX}{issue}" for issue in url}
-    at = app(CHECKS, **{keys[i]: v for i, v in url.items()}, **SMALL)
-    value = {issue: at.slider(key=keys[issue]).value for issue in url}
-    assert value["dark"] == 0.3
-    assert value["near_duplicates"] == 0.95  # below the lowest stored pair: the default
-    assert value["outliers"] <= at.slider(key=keys["outliers"]).max  # above every score: too
-    assert value["blurry"] == 50.0
 
 
 TEACHING = "app_pages/teaching.py"

@@ -64,6 +64,7 @@ K = "k"
 
 # Checks.
 THRESHOLD_PREFIX = "t_"  # + issue name, e.g. t_near_duplicates
+GALLERY = "gallery"  # the issue whose flagged images are shown
 EXPORT_CHECKS_CSV = "export_checks_csv"
 EXPORT_CHECKS_HTML = "export_checks_html"
 

@@ -309,6 +309,12 @@ def scatter(
         margin=dict(l=10, r=10, t=40, b=10),  # room for the mode bar above the legend
         height=560,
     )
+    if dims == 3:
+        # Plotly's default camera puts the far tick labels outside the plot, where they are
+        # clipped: step back a little, and keep the labels few and short.
+        axis = dict(nticks=5, tickformat=".3~g")
+        camera = dict(eye=dict(x=1.6, y=1.6, z=1.0))
+        fig.update_layout(scene=dict(xaxis=axis, yaxis=axis, zaxis=axis, camera=camera))
     return fig
 
 

@@ -95,6 +95,16 @@ def test_scatter_markers_shrink_and_thin_out_with_many_points(n, size, opacity, 
     assert {(type(t), t.marker.size, t.marker.opacity) for t in fig.data} == {(kind, size, opacity)}
 
 
+def test_scatter_3d_keeps_its_tick_labels_inside_the_plot():
+    embedding = np.random.default_rng(0).random((6, 3)) * 1e4
+    fig = render.scatter(embedding, ["a"] * 6, list("abcdef"), [None] * 6)
+    scene = fig.layout.scene
+    assert scene.camera.eye.x > 1.25 and scene.camera.eye.y > 1.25  # plotly's default is 1.25
+    assert {(a.nticks, a.tickformat) for a in (scene.xaxis, scene.yaxis, scene.zaxis)} == {
+        (5, ".3~g")
+    }
+
+
 def test_scatter_refuses_mismatched_lengths():
     with pytest.raises(ValueError, match="one color, name and label per row"):
         render.scatter(np.zeros((3, 2)), ["a"], ["x"] * 3, [None] * 3)

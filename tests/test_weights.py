@@ -410,6 +410,7 @@ def test_import_checks_keras_checksum(tmp_path, monkeypatch):
             real.backbone, real.fname, real.origin, md5
         )
     )  # fmt: skip
+    (keras_cache_dir() / VGG16).write_bytes(b"damaged")  # a bad file there gives way to a good one
     assert import_weights(source).read_bytes() == b"not the real weights"
 
 

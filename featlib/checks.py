@@ -818,11 +818,12 @@ def check_dataset(
 
 def _set_facts(tables: Mapping[str, IssueTable], sizes: np.ndarray | None) -> tuple[str, ...]:
     """What many images share beyond an absolute bound without being flagged for it, as
-    sentences: "every image is 25×25 px", "31 of 200 images are dark (...)"."""
-    facts = []
+    sentences, the most shared first: "every image is 25×25 px", "31 of 200 images are dark
+    (...)"."""
+    facts = []  # (images, sentence)
     one_size = sizes is not None and len(np.unique(sizes, axis=0)) == 1
     if one_size:
-        facts.append("every image is {}×{} px".format(*(int(v) for v in sizes[0])))
+        facts.append((len(sizes), "every image is {}×{} px".format(*(int(v) for v in sizes[0]))))
     for issue, words in _FACTS.items():
         table = tables.get(issue)
         if table is None or (one_size and issue in ("tiny", "odd_aspect")):
@@ -832,13 +833,11 @@ def _set_facts(tables: Mapping[str, IssueTable], sizes: np.ndarray | None) -> tu
         beyond = scores < bound if table.direction == "below" else scores > bound
         count, n = int((beyond & ~table.flags).sum()), len(scores)
         if count and count >= _FACT_SHARE * n:
-            share = (
-                "every image is"
-                if count == n
-                else f"{count} of {n} images {'is' if count == 1 else 'are'}"
-            )
-            facts.append(f"{share} {words.format(bound)}")
-    return tuple(facts)
+            verb = "is" if count == 1 else "are"
+            share = "every image is" if count == n else f"{count} of {n} images {verb}"
+            facts.append((count, f"{share} {words.format(bound)}"))
+    facts.sort(key=lambda fact: -fact[0])
+    return tuple(sentence for _, sentence in facts)
 
 
 class _Thumbnails(Sequence):

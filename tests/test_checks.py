@@ -344,3 +344,139 @@ def test_bad_inputs_raise(change, match):
     pieces, _ = _planted_features()
     with pytest.raises(FeatlibError, match=match):
         check_dataset(**{**pieces, **change})
+
+
+def _clean_set(seed=4):
+    """3 well-separated classes x 60 in 64-d, with textured colour pixels of varied sizes."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(3, 64)) * 3
+    y = np.repeat(np.arange(3), 60)
+    features = (centers[y] + rng.normal(size=(len(y), 64))).astype(np.float32)
+    pixels = [_texture(rng, *rng.integers(48, 97, size=2)) for _ in y]
+    return [f"c{i}" for i in range(len(y))], [f"class{c}" for c in y], features, pixels
+
+
+def test_a_clean_set_flags_at_most_5_percent_per_issue():
+    sha256s, labels, features, pixels = _clean_set()
+    report = check_dataset(sha256s, labels, features, pixels=pixels)
+    for issue, flags in report.image_flags().items():
+        assert flags.sum() <= MAX_FALSE_FLAG_RATE * len(labels), issue
+    assert report.facts == ()
+
+
+@pytest.mark.slow
+def test_bundled_faces_with_random_weights_pass_and_their_shared_traits_are_facts():
+    """200 faces of 25x25 grey pixels: every one is tiny and grayscale, which is a fact about
+    the set, not 200 issues; no issue flags more than 5 %."""
+    import featlib
+
+    faces = featlib.load_samples("faces")
+    bb = featlib.load_backbone("mobilenetv2", "random")
+    feats = featlib.extract_set(bb, faces, ["block_13_expand_relu"])
+    report = checks.check_image_set(faces, feats.records, feats.features["block_13_expand_relu"])
+    for issue, flags in report.image_flags().items():
+        assert flags.sum() <= MAX_FALSE_FLAG_RATE * 200, issue
+    assert report.facts[:2] == ("every image is 25×25 px", "every image is grayscale")
+    assert sum("25×25" in fact for fact in report.facts) == 1  # said once, not per trait
+    assert report.table("grayscale").n_flagged == report.table("tiny").n_flagged == 0
+    sep = report.separability
+    assert sep.accuracy_text() == f"{checks.format_percent(sep.accuracy)} ({sep.n_correct} of 200)"
+
+
+def test_set_facts_name_what_many_images_share():
+    sha256s, labels, features, _ = _clean_set()
+    rng = np.random.default_rng(8)
+    gray = [np.repeat(_texture(rng, 20, 20)[..., :1], 3, axis=2) for _ in labels]
+    gray[:60] = [(g * 0.1).astype(np.uint8) for g in gray[:60]]  # a third of the set is dark
+    report = check_dataset(sha256s, labels, features, pixels=gray)
+    assert report.facts == (
+        "every image is 20×20 px",
+        "every image is grayscale",
+        "60 of 180 images are dark (mean brightness below 0.15)",
+        "60 of 180 images are soft (variance of the Laplacian below 50)",  # dim: less contrast
+    )
+    assert report.table("dark").n_flagged == 0
+    assert report.table("grayscale").n_flagged == 0 and report.table("tiny").n_flagged == 0
+    assert "About the set" in report.to_html() and "every image is grayscale" in report.to_html()
+
+
+def test_a_rare_problem_is_flagged_at_the_absolute_bound():
+    sha256s, labels, features, pixels = _clean_set()
+    pixels[5] = np.repeat(pixels[5][..., :1], 3, axis=2)
+    report = check_dataset(sha256s, labels, features, pixels=pixels)
+    assert report.thresholds["grayscale"] == DEFAULT_THRESHOLDS["grayscale"]
+    assert _flagged_images(report, "grayscale") == {5}
+    assert report.facts == ()
+
+
+def test_an_image_with_a_near_duplicate_is_not_an_outlier():
+    """Three crops of one photo, far from the rest: near duplicates of each other, so none of
+    them is an outlier; at a near-duplicate threshold above their similarity they are."""
+    sha256s, labels, features, _ = _clean_set()
+    rng = np.random.default_rng(9)
+    far = rng.normal(size=64) * 12
+    crops = np.array([far + rng.normal(size=64) * 0.05 for _ in range(3)], np.float32)
+    features = np.vstack([features, crops])
+    report = check_dataset([*sha256s, "x", "y", "z"], [*labels, "class0"] * 1 + ["class0"] * 2,
+                           features)  # fmt: skip
+    crops_at = {180, 181, 182}
+    assert crops_at <= _flagged_images(report, "near_duplicates")
+    assert not crops_at & _flagged_images(report, "outliers")
+    similarity = report.table("near_duplicates").column("similarity").max()
+    strict = report.with_thresholds(near_duplicates=float(similarity) + 1e-6)
+    assert strict.table("outliers").exclude_at == strict.thresholds["near_duplicates"]
+    assert crops_at <= _flagged_images(strict, "outliers")
+
+
+def test_thresholds_are_relative_to_the_set():
+    """The same absolute outlier distance is ordinary in a spread-out set and unusual in a
+    tight one: each set draws its own line."""
+    rng = np.random.default_rng(10)
+    tight = rng.normal(size=(100, 32)) * 0.1 + 5
+    spread = rng.normal(size=(100, 32))
+    names = [str(i) for i in range(100)]
+    a = check_dataset(names, [None] * 100, tight.astype(np.float32))
+    b = check_dataset(names, [None] * 100, spread.astype(np.float32))
+    assert a.thresholds["outliers"] != b.thresholds["outliers"]
+    for report in (a, b):
+        assert report.table("outliers").n_flagged <= MAX_FALSE_FLAG_RATE * 100
+
+
+@pytest.mark.parametrize(
+    ("fraction", "text"),
+    [(1.0, "100 %"), (0.995, "99.5 %"), (0.99999, "99.9 %"), (0.8, "80 %"), (0.0004, "0.1 %"),
+     (0.0, "0 %")],
+)  # fmt: skip
+def test_percentages_never_round_to_all_or_nothing(fraction, text):
+    assert checks.format_percent(fraction) == text
+
+
+def test_accuracy_text_counts_the_errors(planted):
+    sep = planted[0].separability
+    n, right = sep.confusion.sum(), np.trace(sep.confusion)
+    assert (sep.n_images, sep.n_correct) == (n, right) and right < n
+    assert sep.accuracy_text() == f"{checks.format_percent(right / n)} ({right} of {n})"
+    assert sep.accuracy_text().split()[0] != "100"
+
+
+def test_summary_rows_titles_and_pairs(planted):
+    report = planted[0]
+    rows = {row["issue"]: row for row in report.summary_rows()}
+    assert list(rows) == [checks.TITLES[i] for i in ISSUES]
+    assert rows["Exact duplicates"]["pairs"] == "2" and rows["Exact duplicates"]["threshold"] == "-"
+    assert rows["Dark"]["pairs"] == ""
+    assert [t.pairwise for t in report.tables.values()][:3] == [True, True, False]
+    page = report.to_html()
+    assert "<h2>Exact duplicates (2 pairs)</h2>" in page and "exact_duplicates (" not in page
+    skipped = check_dataset(*_clean_set()[:3]).summary_rows()
+    assert {"issue": "Dark", "images": "-", "pairs": "", "threshold": "-"}.items() <= next(
+        r for r in skipped if r["issue"] == "Dark"
+    ).items()
+
+
+def test_an_issue_table_with_no_rows_offers_no_threshold_range():
+    features = np.random.default_rng(11).normal(size=(30, 64)).astype(np.float32)
+    report = check_dataset([str(i) for i in range(30)], ["a", "b", "c"] * 10, features)
+    table = report.table("near_duplicates")
+    assert table.rows == () and table.score_range() is None
+    assert report.table("outliers").score_range() is not None

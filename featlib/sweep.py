@@ -231,7 +231,13 @@ def _gap(what: str, trained: np.ndarray, random: np.ndarray, layers, fmt) -> str
             f"{fmt(SAME)}): on this set it does not show what training added."
         )
     if gap[best] < SAME:
-        return f"Random weights give a higher {what} than trained ones at every block here."
+        worst = int(np.argmin(gap))
+        behind = int((gap <= -SAME).sum())
+        return (
+            f"Training adds nothing to the {what} here: random weights are ahead at {behind} of "
+            f"{len(layers)} blocks, most at {layers[worst]}: {fmt(random[worst])} against "
+            f"{fmt(trained[worst])}."
+        )
     ahead = int((gap >= SAME).sum())
     return (
         f"Training adds most to the {what} at {layers[best]}: {fmt(trained[best])} against "

@@ -164,6 +164,14 @@ def test_an_easy_set_is_called_easy_and_equal_weights_equal():
     assert "falls from 90 % at block1 to 60 % at block3, then rises to 80 % at block4" in falling[0]
     assert "falls from 0.30 at block1 to 0.00 at block4;" not in falling[0]
     assert "falls from 0.30 at block1 to 0.00 at block4." in falling[0]
+    behind = describe_sweep(
+        sweep_of([0.89, 0.6, 0.5], [0.1, 0.1, 0.1]),
+        sweep_of([0.89, 0.7, 1.0], [0.1, 0.1, 0.1], weights="random"),
+    )
+    assert behind[2] == (
+        "Training adds nothing to the probe accuracy here: random weights are ahead at 2 of 3 "
+        "blocks, most at block3: 100 % against 50 %."
+    )
     with pytest.raises(ValueError, match="different layers"):
         describe_sweep(flat, sweep_of([0.5, 0.5], [0.0, 0.0]))
 

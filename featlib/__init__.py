@@ -38,6 +38,7 @@ _EXPORTS = {
     "featlib.extraction": ["Extractor", "extract", "extract_set"],
     "featlib.features": ["Features"],
     "featlib.store": ["FeatureStore"],
+    "featlib.engine.shards": ["read_features"],
     "featlib.images": [
         "RESIZE_MODES",
         "ImageLimits",

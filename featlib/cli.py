@@ -267,16 +267,21 @@ def _extract(args, layers: list[str] | None, out: Path, kind: str):
     found = _from_store(args, image_set, layers, kind, store)
     _, layers, feats = found or _compute(args, image_set, layers, kind, store)
     seconds = time.perf_counter() - start
+    _report_errors(out, feats.errors)
+    return image_set, layers, feats, seconds
+
+
+def _report_errors(out: Path, errors: list) -> None:
+    """List the files that could not be used on stderr and in ``OUT.errors.csv``."""
     errors_path = out.with_name(out.name + ".errors.csv")
-    if feats.errors:
-        print(f"\n{len(feats.errors)} file(s) could not be used:", file=sys.stderr)
-        for rec in feats.errors:
+    if errors:
+        print(f"\n{len(errors)} file(s) could not be used:", file=sys.stderr)
+        for rec in errors:
             print(f"  {rec.name}: {rec.error}", file=sys.stderr)
-        _write_errors(errors_path, feats.errors)
+        _write_errors(errors_path, errors)
         print(f"(listed in {errors_path})", file=sys.stderr)
     else:
         errors_path.unlink(missing_ok=True)
-    return image_set, layers, feats, seconds
 
 
 def _check_out(out: Path, suffixes: tuple[str, ...]) -> None:
@@ -287,9 +292,57 @@ def _check_out(out: Path, suffixes: tuple[str, ...]) -> None:
         raise FeatlibError(f"--out must be in an existing folder. Received: --out {out}")
 
 
+_RAY_OPTIONS = ("ray_address", "actors", "gpus_per_actor")
+
+
+def _extract_on_ray(args, out: Path) -> int:
+    """``extract --engine ray``: Ray workers extract and write the shards
+    (``featlib.engine.ray``); a rerun skips the images the shards hold."""
+    from featlib.engine.ray import extract_to
+    from featlib.images import open_source
+
+    image_set = open_source(args.source)
+    start = time.perf_counter()
+    run = extract_to(
+        out,
+        image_set,
+        {
+            "backbone": args.backbone, "weights": args.weights, "layers": args.layer,
+            "seed": args.seed, "preprocessing": args.preprocessing, "pooling": args.pooling,
+            "resize_mode": args.resize, "precision": args.precision,
+            "store": False if args.no_store else (args.cache_dir or True),
+        },
+        actors=args.actors or 1,
+        gpus_per_actor=args.gpus_per_actor or 0.0,
+        address=args.ray_address,
+        batch_size=args.batch_size,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    _report_errors(out, run.errors)
+    if not run.written + run.skipped:
+        print("No image could be used; nothing written.", file=sys.stderr)
+        return 1
+    if run.features is not None:
+        write_features(out, run.features)
+    print(
+        f"Wrote {out}: {run.written + run.skipped} images ({run.written} extracted on Ray, "
+        f"{run.skipped} already in its shards) in {seconds:.1f} s."
+    )
+    return 0
+
+
 def cmd_extract(args) -> int:
     out = Path(args.out)
     _check_out(out, (".npz", ".parquet"))
+    if args.engine == "ray":
+        return _extract_on_ray(args, out)
+    for name in _RAY_OPTIONS:
+        if getattr(args, name) is not None:
+            flag = "--" + name.replace("_", "-")
+            raise FeatlibError(
+                f"{flag} needs --engine ray. Received: {flag} {getattr(args, name)} "
+                f"with --engine local"
+            )
     _, layers, feats, seconds = _extract(args, args.layer, out, "extract")
     if not feats.records:
         print("No image could be used; nothing written.", file=sys.stderr)
@@ -468,6 +521,17 @@ def _count(minimum: int):
     return parse
 
 
+def _amount(text: str) -> float:
+    """An argparse type: a number of at least 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0. Received: {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     verbose = _Parser(add_help=False)
     verbose.add_argument(
@@ -523,7 +587,26 @@ def _parser() -> argparse.ArgumentParser:
     model_args(ex)
     ex.add_argument("--layer", action="append", help="layer name; repeat for several")
     extraction_args(ex)
-    ex.add_argument("--out", required=True, help="output file, .npz or .parquet")
+    ex.add_argument(
+        "--out",
+        required=True,
+        help="output file, .npz or .parquet (with --engine ray: a folder of Parquet shards)",
+    )
+    ex.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="ray: Ray Data, on this machine or a cluster (pip install 'featlib[ray]')",
+    )
+    ex.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster to join (default: $RAY_ADDRESS, else local)",
+    )
+    ex.add_argument("--actors", type=_count(1), default=None, help="model replicas (default 1)")
+    ex.add_argument(
+        "--gpus-per-actor", type=_amount, default=None, help="GPUs each replica reserves"
+    )
     ex.set_defaults(func=cmd_extract)
 
     ck = sub.add_parser(

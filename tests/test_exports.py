@@ -25,7 +25,7 @@ PUBLIC = [
     "report_thumbnails", "resize_image", "similarity_matrix", "top_channels", "vectors_npz",
     "Sweep", "layer_sweep", "sweep_scores", "ChannelHits", "Maximized", "maximize_channel",
     "receptive_field_box", "top_activations",
-    "warm_up_umap", "weights_key", "fetch_weights", "import_weights",
+    "warm_up_umap", "weights_key", "fetch_weights", "import_weights", "read_features",
 ]  # fmt: skip
 
 
@@ -41,10 +41,10 @@ def test_each_name_comes_from_its_module_and_is_public_there():
             assert getattr(featlib, name) is getattr(source, name)
 
 
-def test_import_featlib_does_not_import_tensorflow():
+def test_import_featlib_does_not_import_tensorflow_or_ray():
     code = (
         "import sys, featlib; featlib.nearest, featlib.list_backbones, featlib.weights_key; "
-        "print('tensorflow' in sys.modules)"
+        "featlib.read_features; print('tensorflow' in sys.modules, 'ray' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"

@@ -1,0 +1,383 @@
+"""featlib on Ray Data: the same vectors as ``featlib extract``, on one machine or a cluster.
+
+``Extract`` is a callable class for ``ray.data.Dataset.map_batches``: each actor holds one
+model replica and runs ``featlib.extract_set`` on its batches, so decoding, the bad-file policy,
+the feature store and the vectors are those of the local engine. ``extract_to`` is the whole
+run behind ``featlib extract --engine ray``: the driver lists the images (an ``ImageSet``: names,
+SHA-256, labels, per-file errors), the workers read, decode and extract, and write Parquet shards
+straight into the output folder; the driver never holds the vectors.
+
+A shard is written under a hidden name and renamed when complete, and records its settings
+(``featlib.engine.shards``): a rerun over the same folder skips the rows it holds, and a task
+Ray retries after a lost worker leaves no partial file behind.
+
+Example::
+
+    >>> import ray, featlib.engine.ray as fr
+    >>> ds = ray.data.read_binary_files("s3://bucket/images/", include_paths=True)
+    >>> ds = ds.map_batches(fr.Extract, fn_constructor_kwargs={"backbone": "resnet50",
+    ...     "weights": "imagenet", "layers": ["conv5_block3_out"]}, batch_format="pyarrow",
+    ...     batch_size=64, concurrency=4, num_gpus=1)
+    >>> ds.write_parquet("s3://bucket/features/")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from featlib.engine.shards import FEATURE_PREFIX, SETTINGS_KEY, done_rows, to_features
+from featlib.errors import FeatlibError, OptionError
+from featlib.features import layer_names
+from featlib.images import ImageRecord, ImageSet, from_uploads
+
+try:
+    import ray
+    import ray.data
+    from ray.data.block import BlockAccessor
+    from ray.data.datasource import Datasink
+except ImportError:
+    raise FeatlibError(
+        "The Ray engine needs Ray Data: pip install 'featlib[ray]' (or 'ray[data]')."
+    ) from None
+
+__all__ = ["Extract", "RayRun", "ShardSink", "connect", "extract_to", "run_settings"]
+
+ROWS_PER_SHARD = 4096  # Ray gathers at least this many rows per written shard
+
+
+def _is_model_file(backbone: str) -> bool:
+    """A user's own ``.keras`` / ``.h5`` model rather than a registry name."""
+    return backbone.endswith((".keras", ".h5")) and not backbone.endswith(".weights.h5")
+
+
+class Extract:
+    """Pooled features of a batch of images, for ``ray.data.Dataset.map_batches``.
+
+    Each instance (one per Ray actor) loads the backbone once and reuses one ``Extractor``.
+
+    Args:
+        backbone: a registry name (``featlib.list_backbones()``) or a ``.keras`` / ``.h5`` model.
+        weights: as for ``featlib.load_backbone``; a file must be readable by every worker.
+        layers: layer names (``featlib.list_layers``); None: the last block's output.
+        pooling: ``"avg"``, ``"max"`` or ``"flatten"``.
+        resize_mode: ``"stretch"``, ``"center-crop"`` or ``"pad"``.
+        precision: ``"float32"``, ``"bfloat16"``, ``"mixed_float16"`` or ``"auto"`` (the
+            worker's fast precision: mixed float16 on a GPU with tensor cores).
+        batch_size: images per forward pass; default from ``featlib.extraction``.
+        seed: for ``weights="random"``.
+        input_size: ``(height, width)``; None: the backbone's own.
+        preprocessing: for a model file (see ``featlib.load_model_file``).
+        store: also read and write a feature store on each worker: False (no), True (the
+            worker's default cache folder) or a folder.
+
+    Batches are ``pyarrow.Table`` (``batch_format="pyarrow"``) with either ``path`` and
+    ``bytes`` (what ``ray.data.read_binary_files(..., include_paths=True)`` gives), or the rows
+    ``extract_to`` makes: ``path``, ``sha256``, ``label``, ``split``, ``width``, ``height``,
+    ``mode`` and the image as ``file`` (a path every worker can read) or ``bytes``.
+
+    Returns (per batch) a ``pyarrow.Table`` with ``path``, ``sha256``, ``label``, ``split``,
+    one fixed-size ``list<float32>`` column ``features/<layer>`` per layer, and ``error``: null
+    for a usable image, else why it could not be used (its vectors are then null).
+
+    Example::
+
+        >>> ex = Extract("mobilenetv2", "random", ["out_relu"], input_size=(96, 96))
+        >>> ex(pa.table({"path": ["a.png"], "bytes": [png]}))["features/out_relu"].type
+        FixedSizeListType(fixed_size_list<item: float>[1280])
+    """
+
+    def __init__(
+        self,
+        backbone: str = "vgg16",
+        weights: str = "auto",
+        layers=None,
+        *,
+        pooling: str = "avg",
+        resize_mode: str = "stretch",
+        precision: str = "auto",
+        batch_size: int | None = None,
+        seed: int = 0,
+        input_size: tuple[int, int] | None = None,
+        preprocessing: str = "scale",
+        store: bool | str | os.PathLike = False,
+    ):
+        from featlib.backbones import load_backbone, load_model_file
+        from featlib.extraction import Extractor
+        from featlib.features import check_choice
+        from featlib.images import RESIZE_MODES
+        from featlib.layers import block_outputs
+        from featlib.store import FeatureStore
+
+        check_choice("resize_mode", resize_mode, RESIZE_MODES)
+        if _is_model_file(backbone):
+            bb = load_model_file(backbone, preprocessing, input_size=input_size)
+        else:
+            bb = load_backbone(backbone, weights, seed=seed, input_size=input_size)
+        names = layer_names(layers) if layers else [block_outputs(bb)[-1].name]
+        self.extractor = Extractor(bb, names, pooling, precision, batch_size)
+        self.resize_mode = resize_mode
+        self.store = None if store is False else FeatureStore(None if store is True else store)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        from featlib.extraction import extract_set
+
+        ex = self.extractor
+        image_set = _image_set(batch)
+        feats = extract_set(
+            ex.backbone, image_set, ex.layers, pooling=ex.pooling, resize_mode=self.resize_mode,
+            store=self.store, extractor=ex,
+        )  # fmt: skip
+        rows = feats.records + feats.errors
+        n_ok = len(feats.records)
+        failed = np.arange(len(rows)) >= n_ok
+        columns = {
+            "path": pa.array([r.name for r in rows], pa.string()),
+            "sha256": pa.array([r.sha256 for r in rows], pa.string()),
+            "label": pa.array([r.label for r in rows], pa.string()),
+            "split": pa.array([r.split for r in rows], pa.string()),
+        }
+        for name in ex.layers:
+            (width,) = ex.output_shapes[name]
+            matrix = np.zeros((len(rows), width), np.float32)
+            matrix[:n_ok] = feats.features[name]
+            columns[FEATURE_PREFIX + name] = pa.FixedSizeListArray.from_arrays(
+                pa.array(matrix.reshape(-1)), width, mask=pa.array(failed)
+            )
+        columns["error"] = pa.array([r.error for r in rows], pa.string())
+        return pa.table(columns)
+
+
+def _image_set(batch: pa.Table) -> ImageSet:
+    """The batch's images as an ``ImageSet``, read and checked as ``featlib`` reads any set."""
+    column = {c: batch[c].to_pylist() for c in batch.column_names}
+    if "path" not in column or not {"bytes", "file"} & set(column):
+        raise OptionError(
+            "Extract needs batches with a 'path' column and a 'bytes' or 'file' column. "
+            f"Received: columns {batch.column_names}"
+        )
+    n = batch.num_rows
+    data = column.get("bytes", [None] * n)
+    if "sha256" not in column:  # raw bytes from a user's pipeline: hash and probe them here
+        return from_uploads(zip(column["path"], data, strict=True))
+    files = column.get("file", [None] * n)
+    records = [
+        ImageRecord(*(column[f][i] for f in ("path", "sha256", "label", "split", "width",
+                                             "height", "mode")), None)
+        for i in range(n)
+    ]  # fmt: skip
+    blobs = {r.sha256: b for r, b in zip(records, data, strict=True) if b is not None}
+    paths = {r: Path(f) for r, f in zip(records, files, strict=True) if f is not None}
+    return ImageSet(records, blobs=blobs, paths=paths)
+
+
+def _error_records(failed: pa.Table) -> list[ImageRecord]:
+    """Records of the failed rows of an ``Extract`` output, each with its ``error``."""
+    return [
+        ImageRecord(path, sha, label, split, None, None, None, error)
+        for path, sha, label, split, error in zip(
+            *(failed[c].to_pylist() for c in ("path", "sha256", "label", "split", "error")),
+            strict=True,
+        )
+    ]
+
+
+class ShardSink(Datasink):
+    """Writes the usable rows of each write task as one Parquet shard in ``folder`` and hands
+    the failed rows back to the driver (``errors``), where they are few.
+
+    Args:
+        folder: the output folder (created).
+        settings: recorded in each shard's schema metadata (see ``featlib.engine.shards``).
+    """
+
+    def __init__(self, folder: str | os.PathLike, settings: dict):
+        self.folder = Path(folder)
+        self.settings = settings
+        self.rows = 0
+        self.errors: list[ImageRecord] = []
+
+    @property
+    def min_rows_per_write(self) -> int:
+        return ROWS_PER_SHARD
+
+    def on_write_start(self, schema=None) -> None:
+        self.folder.mkdir(exist_ok=True)
+
+    def write(self, blocks, ctx) -> tuple[int, list[ImageRecord]]:
+        import json
+
+        tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
+            return 0, []
+        table = pa.concat_tables(tables)
+        failed = pc.is_valid(table["error"])
+        errors = _error_records(table.filter(failed))
+        ok = table.filter(pc.invert(failed)).drop_columns(["error"])
+        if ok.num_rows:
+            name = f"part-{uuid.uuid4().hex}.parquet"
+            tmp = self.folder / f".{name}"
+            meta = {SETTINGS_KEY: json.dumps(self.settings, sort_keys=True).encode()}
+            pq.write_table(ok.replace_schema_metadata(meta), tmp)
+            os.replace(tmp, self.folder / name)
+        return ok.num_rows, errors
+
+    def on_write_complete(self, write_result) -> None:
+        for rows, errors in write_result.write_returns:
+            self.rows += rows
+            self.errors += errors
+
+
+def run_settings(
+    backbone: str,
+    weights: str = "auto",
+    layers=None,
+    *,
+    seed: int = 0,
+    input_size: tuple[int, int] | None = None,
+    pooling: str = "avg",
+    resize_mode: str = "stretch",
+    precision: str = "auto",
+) -> dict:
+    """The settings that make two runs' vectors comparable, as shards record them. Needs no
+    TensorFlow: the backbone is named by ``featlib.weights_key`` (or its file's SHA-256)."""
+    from featlib.registry import get_spec
+    from featlib.weights import file_sha256, weights_key
+
+    if _is_model_file(backbone):
+        model = f"file:{file_sha256(backbone)}"
+    else:
+        model = weights_key(backbone, weights, seed=seed) or f"{get_spec(backbone).name}|{weights}"
+    return {
+        "backbone": model,
+        "layers": layer_names(layers) if layers else "default",
+        "input_size": list(input_size) if input_size else "default",
+        "pooling": pooling,
+        "resize_mode": resize_mode,
+        "precision": precision,
+    }
+
+
+def connect(address: str | None = None) -> None:
+    """Join the Ray cluster at ``address`` (or ``$RAY_ADDRESS``), else start Ray on this
+    machine without its dashboard; nothing when Ray is already initialised in this process."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    quiet = {"ignore_reinit_error": True, "log_to_driver": False}
+    if address:
+        ray.init(address=address, **quiet)
+    else:
+        ray.init(include_dashboard=False, **quiet)
+
+
+@dataclasses.dataclass
+class RayRun:
+    """What ``extract_to`` did.
+
+    Attributes:
+        written: rows written by this run.
+        skipped: usable images already in the output's shards (not computed again).
+        errors: records of the files that could not be used, each with its ``error``.
+        features: for an ``.npz`` output, the ``Features`` to write; else None.
+    """
+
+    written: int
+    skipped: int
+    errors: list
+    features: object = None
+
+
+def _rows(image_set: ImageSet, records: list) -> list[dict]:
+    rows = []
+    for r in records:
+        file = image_set.file(r)
+        rows.append({
+            "path": r.name, "sha256": r.sha256, "label": r.label, "split": r.split,
+            "width": r.width, "height": r.height, "mode": r.mode,
+            "file": None if file is None else str(file),
+            "bytes": image_set.read_bytes(r) if file is None else None,
+        })  # fmt: skip
+    return rows
+
+
+def extract_to(
+    out: str | os.PathLike,
+    image_set: ImageSet,
+    extract: dict,
+    *,
+    actors: int = 1,
+    gpus_per_actor: float = 0.0,
+    address: str | None = None,
+    batch_size: int | None = None,
+    udf: type = Extract,
+) -> RayRun:
+    """Extract a set on Ray: Parquet shards into the folder ``out`` (``.parquet``), or the
+    ``Features`` for an ``.npz``.
+
+    Args:
+        out: a ``.parquet`` path (a folder of shards; a rerun skips what it holds) or ``.npz``.
+        image_set: the images, as ``featlib.open_source`` lists them.
+        extract: keyword arguments of ``Extract`` (``backbone``, ``weights``, ``layers``...).
+        actors: model replicas (Ray actors); one per GPU on a GPU cluster.
+        gpus_per_actor: GPUs each actor reserves (0: CPU only).
+        address: a Ray cluster to join; None: ``$RAY_ADDRESS``, else Ray on this machine.
+        batch_size: also the rows per Ray batch (default 64).
+        udf: ``Extract`` or a subclass of it that adds a step.
+
+    Returns:
+        ``RayRun``: rows written, rows skipped, the failed files (the driver's listing and the
+        workers' together).
+
+    Raises:
+        FeatlibError: ``out`` is a file from the local engine, or holds shards with other
+            settings.
+    """
+    out = Path(out)
+    settings = run_settings(
+        extract.get("backbone", "vgg16"), extract.get("weights", "auto"), extract.get("layers"),
+        seed=extract.get("seed", 0), input_size=extract.get("input_size"),
+        pooling=extract.get("pooling", "avg"), resize_mode=extract.get("resize_mode", "stretch"),
+        precision=extract.get("precision", "auto"),
+    )  # fmt: skip
+    shards = out.suffix == ".parquet"
+    if shards and out.is_file():
+        raise FeatlibError(
+            f"--out {out} is a single file (the local engine's); the Ray engine writes a folder "
+            f"of shards: choose another path or remove it"
+        )
+    done = done_rows(out, settings) if shards and out.is_dir() else set()
+    todo = [r for r in image_set.ok if (r.name, r.sha256) not in done]
+    skipped = len(image_set.ok) - len(todo)
+    errors = list(image_set.errors)
+    if not todo:
+        return RayRun(0, skipped, errors)
+    connect(address)
+    ds = ray.data.from_items(_rows(image_set, todo)).map_batches(
+        udf,
+        fn_constructor_kwargs={**extract, "batch_size": batch_size},
+        batch_format="pyarrow",
+        batch_size=batch_size or 64,
+        concurrency=actors,
+        num_cpus=1,
+        num_gpus=gpus_per_actor or None,
+    )  # Ray Data restarts a lost actor and runs its batch again (max_restarts=-1 for pools)
+    if shards:
+        sink = ShardSink(out, settings)
+        ds.write_datasink(sink)
+        return RayRun(sink.rows, skipped, errors + sink.errors)
+    table = pa.concat_tables(list(ds.iter_batches(batch_format="pyarrow", batch_size=None)))
+    failed = pc.is_valid(table["error"])
+    position = {r.name: i for i, r in enumerate(image_set.records)}
+    ok = table.filter(pc.invert(failed)).drop_columns(["error"])
+    ok = ok.take(np.argsort([position[p] for p in ok["path"].to_pylist()], kind="stable"))
+    feats = to_features(ok, errors + _error_records(table.filter(failed)))
+    return RayRun(len(feats.records), skipped, feats.errors, feats)

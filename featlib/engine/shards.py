@@ -1,0 +1,161 @@
+"""Feature files as the engines write them, read back: ``.npz``, one ``.parquet`` file, or a
+folder of Parquet shards. Needs neither TensorFlow nor Ray.
+
+A shard has the columns ``path``, ``sha256``, ``label``, ``split`` and one fixed-size
+``list<float32>`` column per layer named ``features/<layer>`` (a single ``.parquet`` file from
+the local engine names that column by the layer alone). Each shard records, in its schema
+metadata under ``featlib``, the settings its vectors were made with, so that a rerun over the
+same folder skips what is done (``done_rows``) and never mixes settings.
+
+Example::
+
+    >>> feats = read_features("features.parquet")        # a folder of shards, or a file
+    >>> feats.features["out_relu"].shape
+    (1000, 1280)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from featlib.errors import FeatlibError
+from featlib.features import Features
+from featlib.images import ImageRecord
+
+__all__ = [
+    "FEATURE_PREFIX",
+    "SETTINGS_KEY",
+    "done_rows",
+    "errors_path",
+    "read_features",
+    "shard_files",
+    "to_features",
+]
+
+FEATURE_PREFIX = "features/"
+SETTINGS_KEY = b"featlib"
+_ROW_COLUMNS = ("path", "sha256", "label", "split")
+
+
+def errors_path(out: str | os.PathLike) -> Path:
+    """Where the files that could not be used are listed: ``OUT.errors.csv``."""
+    out = Path(out)
+    return out.with_name(out.name + ".errors.csv")
+
+
+def shard_files(folder: str | os.PathLike) -> list[Path]:
+    """The finished shards of a folder, sorted; unfinished ones (hidden names) are left out."""
+    return sorted(p for p in Path(folder).glob("*.parquet") if not p.name.startswith((".", "_")))
+
+
+def done_rows(folder: str | os.PathLike, settings: dict) -> set[tuple[str, str]]:
+    """``(path, sha256)`` of every row already in the shards of ``folder``.
+
+    Raises:
+        FeatlibError: a shard was made with other settings (a rerun must not mix them).
+    """
+    done: set[tuple[str, str]] = set()
+    for shard in shard_files(folder):
+        meta = pq.read_schema(shard).metadata or {}
+        theirs = json.loads(meta.get(SETTINGS_KEY, b"{}"))
+        if theirs != settings:
+            changed = sorted(k for k in {*theirs, *settings} if theirs.get(k) != settings.get(k))
+            raise FeatlibError(
+                f"{folder} holds features made with other settings ({', '.join(changed)}): "
+                f"choose another --out or remove it. Received: {settings}; the folder has {theirs}"
+            )
+        table = pq.read_table(shard, columns=["path", "sha256"])
+        done.update(zip(table["path"].to_pylist(), table["sha256"].to_pylist(), strict=True))
+    return done
+
+
+def to_features(table: pa.Table, errors: list | None = None) -> Features:
+    """``Features`` of a table with the shard columns (``split`` and ``label`` optional)."""
+    names = [c for c in table.column_names if c not in _ROW_COLUMNS and c != "error"]
+    column = {c: table[c].to_pylist() if c in table.column_names else None for c in _ROW_COLUMNS}
+    n = table.num_rows
+    records = [
+        ImageRecord(column["path"][i], column["sha256"][i],
+                    column["label"][i] if column["label"] else None,
+                    column["split"][i] if column["split"] else None, None, None, None, None)
+        for i in range(n)
+    ]  # fmt: skip
+    features = {}
+    for name in names:
+        values = table[name].combine_chunks()
+        width = values.type.list_size
+        flat = values.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        features[name.removeprefix(FEATURE_PREFIX)] = flat.reshape(n, width)
+    return Features(records=records, features=features, errors=errors or [])
+
+
+def _read_errors(out: Path) -> list[ImageRecord]:
+    path = errors_path(out)
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [ImageRecord(r["file"], None, None, None, None, None, None, r["reason"]) for r in rows]
+
+
+def _read_npz(path: Path) -> pa.Table:
+    with np.load(path, allow_pickle=False) as data:
+        columns = {
+            "path": pa.array(data["paths"].tolist(), pa.string()),
+            "sha256": pa.array(data["sha256"].tolist(), pa.string()),
+            "label": pa.array([lab or None for lab in data["labels"].tolist()], pa.string()),
+        }
+        for key in data.files:
+            if key == "features" or key.startswith(FEATURE_PREFIX):
+                matrix = data[key].astype(np.float32, copy=False).reshape(len(data[key]), -1)
+                name = key if key != "features" else f"{FEATURE_PREFIX}features"
+                columns[name] = pa.FixedSizeListArray.from_arrays(
+                    pa.array(matrix.reshape(-1), pa.float32()), matrix.shape[1]
+                )
+    return pa.table(columns)
+
+
+def read_features(out: str | os.PathLike) -> Features:
+    """Read what ``featlib extract`` wrote, with either engine.
+
+    Args:
+        out: an ``.npz`` file, a ``.parquet`` file, or a folder of Parquet shards.
+
+    Returns:
+        ``Features``: records with ``name`` (the ``path`` column), ``sha256``, ``label``,
+        ``split``; ``features`` maps each layer to float32 of shape (n_images, n_features);
+        ``errors`` lists the files of ``OUT.errors.csv`` with their reasons. An ``.npz`` of one
+        layer keeps its vectors under ``"features"``.
+
+    Raises:
+        FeatlibError: ``out`` does not exist or is not a feature file.
+
+    Example::
+
+        >>> feats = featlib.read_features("features.parquet")
+        >>> len(feats.records), list(feats.features)
+        (1000, ['out_relu'])
+    """
+    path = Path(out)
+    if path.suffix == ".npz" and path.is_file():
+        table = _read_npz(path)
+    elif path.suffix == ".parquet" and path.is_dir():
+        shards = shard_files(path)
+        if not shards:
+            raise FeatlibError(f"{path}: a folder without Parquet shards. Received: {out}")
+        table = pa.concat_tables([pq.read_table(s).replace_schema_metadata(None) for s in shards])
+    elif path.suffix == ".parquet" and path.is_file():
+        table = pq.read_table(path)
+    else:
+        raise FeatlibError(
+            f"read_features needs an .npz file, a .parquet file or a folder of .parquet shards. "
+            f"Received: {out}"
+        )
+    return to_features(table, _read_errors(path))

@@ -14,6 +14,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --editable ".[ray]"
 	touch $@
 
 run: $(VENV)/.installed

@@ -682,12 +682,7 @@ def _say_error(exc: Exception) -> int:
     return 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
-    args = _parser().parse_args(argv)
-    if getattr(args, "verbose", False):
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # read when TensorFlow is first imported
-        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+def _run(args) -> int:
     try:
         return args.func(args)
     except (FeatlibError, OSError) as exc:  # bad arguments, names and files
@@ -695,3 +690,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished images are in the feature store", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code.
+
+    With ``argv=None`` this is the process's own command (the ``featlib`` script, ``python -m
+    featlib``): once TensorFlow has been imported, the process then ends here, skipping
+    TensorFlow's teardown at interpreter exit (1-5 s, as long as a small job; see
+    ``benchmarks/cli.py``). Every file has been written, closed and renamed into place by then.
+    """
+    args = _parser().parse_args(argv)
+    if getattr(args, "verbose", False):
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # read when TensorFlow is first imported
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    code = _run(args)
+    if argv is None and "tensorflow" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    return code

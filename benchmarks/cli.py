@@ -18,6 +18,7 @@ most 0.25x the first run.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
 import shutil
@@ -106,18 +107,16 @@ def main() -> None:
             shutil.rmtree(cache, ignore_errors=True)
             env = {**os.environ, "FEATLIB_CACHE_DIR": str(cache)}
             extract = [str(FEATLIB), "extract", "images", *ARGS, "--out"]
-            contenders = {
-                "classic loop": lambda: run(
-                    [sys.executable, "-c", CLASSIC, "images", "classic.npy"], env, tmp
-                ),
-                "featlib first run": lambda: run([*extract, "first.npz"], env, tmp),
-                "featlib stored rerun": lambda: run([*extract, "again.npz"], env, tmp),
+            commands = {
+                "classic loop": [sys.executable, "-c", CLASSIC, "images", "classic.npy"],
+                "featlib first run": [*extract, "first.npz"],
+                "featlib stored rerun": [*extract, "again.npz"],
             }
-            order = ["classic loop", "featlib first run", "featlib stored rerun"]
+            order = list(commands)
             if r % 2:  # the first run must precede its rerun; the classic loop moves
                 order = order[1:] + order[:1]
             for name in order:
-                times[name].append(timed(contenders[name]))
+                times[name].append(timed(functools.partial(run, commands[name], env, tmp)))
         with np.load(tmp / "first.npz") as first, np.load(tmp / "again.npz") as again:
             same = np.array_equal(first["features"], again["features"])
         classic = np.load(tmp / "classic.npy")

@@ -95,11 +95,15 @@ def separability_ui(sep) -> None:
 
 def _caption(row: dict, index_column: str, score_column: str, names, labels) -> str:
     i = row[index_column]
-    return f"{names[i]} · {labels[i] or '(no label)'} · {score_column} {row[score_column]:.3g}"
+    text = f"{names[i]} · {labels[i] or '(no label)'} · {score_column} {row[score_column]:.4g}"
+    if row.get("suggested_label"):
+        text += f" · probe says {row['suggested_label']}"
+    return text
 
 
 def _count(table) -> str:
-    return f"{table.n_flagged} pairs" if table.pairwise else f"{table.n_flagged} images"
+    n = table.n_flagged
+    return f"{n} {'pair' if table.pairwise else 'image'}{'' if n == 1 else 's'}"
 
 
 def galleries_ui(report, images, records) -> None:

@@ -487,7 +487,8 @@ class CheckReport:
 
         Returns:
             dicts with the keys ``issue`` (its title), ``images`` (flagged images), ``pairs``
-            (flagged pairs, duplicates only), ``threshold`` ("-" when there is none), ``note``
+            (flagged pairs, duplicates only), ``threshold`` ("none": every row counts),
+            ``note``
             ("not checked: why", or empty) and ``meaning`` (the note, else what the score is).
         """
         images = self.image_flags()
@@ -496,7 +497,7 @@ class CheckReport:
                 "issue": table.title,
                 "images": str(int(images[issue].sum())),
                 "pairs": str(table.n_flagged) if table.pairwise else "",
-                "threshold": _fmt(table.threshold) or "-",
+                "threshold": _fmt(table.threshold) or "none",
                 "note": "",
                 "meaning": table.description,
             }
@@ -506,7 +507,7 @@ class CheckReport:
             note = f"not checked: {why}"
             title = TITLES.get(issue, issue.capitalize())
             rows.append(
-                {"issue": title, "images": "-", "pairs": "", "threshold": "-", "note": note,
+                {"issue": title, "images": "", "pairs": "", "threshold": "", "note": note,
                  "meaning": note}
             )  # fmt: skip
         return rows

@@ -463,13 +463,15 @@ def test_summary_rows_titles_and_pairs(planted):
     report = planted[0]
     rows = {row["issue"]: row for row in report.summary_rows()}
     assert list(rows) == [checks.TITLES[i] for i in ISSUES]
-    assert rows["Exact duplicates"]["pairs"] == "2" and rows["Exact duplicates"]["threshold"] == "-"
+    assert (
+        rows["Exact duplicates"]["pairs"] == "2" and rows["Exact duplicates"]["threshold"] == "none"
+    )
     assert rows["Dark"]["pairs"] == ""
     assert [t.pairwise for t in report.tables.values()][:3] == [True, True, False]
     page = report.to_html()
     assert "<h2>Exact duplicates (2 pairs)</h2>" in page and "exact_duplicates (" not in page
     skipped = check_dataset(*_clean_set()[:3]).summary_rows()
-    assert {"issue": "Dark", "images": "-", "pairs": "", "threshold": "-"}.items() <= next(
+    assert {"issue": "Dark", "images": "", "pairs": "", "threshold": ""}.items() <= next(
         r for r in skipped if r["issue"] == "Dark"
     ).items()
 

@@ -159,7 +159,7 @@ def test_html_report_is_self_contained_default_layer_from_the_store(
         for line in lines[2:14]
     ]
     summary = {row[0]: row[1:4] for row in cells}
-    assert summary["Exact duplicates"] == ["2", "1", "-"]  # images, pairs, no threshold
+    assert summary["Exact duplicates"] == ["2", "1", "none"]  # images, pairs, no threshold
     assert summary["Dark"][0] != "0" and summary["Dark"][1] == ""
     assert any(line.startswith("Linear probe: ") and " of 32) right" in line for line in lines)
     page = out.read_text(encoding="utf-8")

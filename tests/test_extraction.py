@@ -295,3 +295,16 @@ def test_auto_times_only_a_job_large_enough_to_repay_it(model_file, tmp_path, mo
     assert timed == [bb]
     assert tuning.known_settings(arch, bb.input_size) == Settings("float32", 3)
     np.testing.assert_allclose(large.features["gap"], small.features["gap"], rtol=2e-2, atol=2e-2)
+
+
+def test_low_precision_runs_on_the_folded_copy_and_leaves_the_backbone_alone():
+    bb = featlib.load_backbone("mobilenetv2", weights="random", seed=0, input_size=(64, 64))
+    x = _images(3, bb.input_size)
+    fp32 = Extractor(bb, "out_relu")(x)["out_relu"]
+    ex = Extractor(bb, "out_relu", precision="bfloat16")
+    got = ex(x)["out_relu"]
+    assert {layer.compute_dtype for layer in bb.model.layers} == {"float32"}
+    assert ex._model.get_layer("Conv1").compute_dtype == "bfloat16"
+    assert Extractor(bb, "out_relu")._model.get_layer("Conv1").compute_dtype == "float32"
+    cosine = (got * fp32).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(fp32, axis=1)
+    assert cosine.min() >= 0.99

@@ -25,7 +25,7 @@ links[4].page_link("app_pages/model.py", label="Model", icon=":material/account_
 with st.expander("Teaching a class? A lesson in six steps, with the bundled pictures"):
     lesson()
 
-choices = ui.sidebar()
+choices = ui.sidebar(needs_model=False)  # Home shows the images even when no model loads
 
 
 st.subheader("Your own images")

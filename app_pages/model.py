@@ -28,9 +28,15 @@ st.markdown(
 )
 run = resources.run_settings(bb)
 xla = ", compiled by XLA" if run.jit_compile else ""
+how = (
+    "the settings measured fastest for this backbone on this machine"
+    if run.measured
+    else "this machine's defaults; the fastest settings are measured once a set is large "
+    "enough to repay the timing"
+)
 st.caption(
     f"Runs here on {device_name()} in {run.precision}, {run.batch_size} images per pass{xla}: "
-    "the settings measured fastest for this backbone on this machine."
+    f"{how}."
 )
 
 st.subheader("Layers")

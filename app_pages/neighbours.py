@@ -51,7 +51,8 @@ def uploaded_query(bb, layer: str, pooling: str, resize_mode: str):
         st.info("Upload an image to find its neighbours in the set.")
         st.stop()
     image = resize_image(decode_image(upload.getvalue(), upload.name), bb.input_size, resize_mode)
-    vector = resources.extractor(bb, (layer,), pooling)(image[None])[layer][0]
+    with st.spinner(f"Running {upload.name} through {bb.name}…", show_time=True):
+        vector = resources.extractor(bb, (layer,), pooling)(image[None])[layer][0]
     return image, vector, upload.name
 
 

@@ -1,5 +1,7 @@
 """Projections: the whole set as points in 2-D or 3-D; similar images land close together."""
 
+import math
+
 import streamlit as st
 
 import ui
@@ -68,6 +70,8 @@ def quality_line(projection) -> str:
     """One line on how faithful the projection is."""
     q = projection.quality
     parts = []
+    if math.isnan(q.get("explained_variance_total", 0.0)):
+        return "Every image has the same vector at this layer: the points all lie on one spot."
     if "explained_variance_ratio" in q:
         pcs = " · ".join(f"PC{i + 1} {r:.1%}" for i, r in enumerate(q["explained_variance_ratio"]))
         parts.append(f"Explained variance: {pcs} ({q['explained_variance_total']:.1%} together)")

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 __all__ = [
-    "CHROMIUM", "Server", "browser_page", "choose", "drawn", "encode_png", "launch", "png",
-    "serve", "settled",
+    "CHROMIUM", "Server", "browser_page", "choose", "drawn", "encode_png", "launch", "only_local",
+    "png", "serve", "settled",
 ]  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +126,32 @@ def browser_page(height: int = 2000, timeout_ms: int = 120_000):
         page.set_default_timeout(timeout_ms)
         yield page
         browser.close()
+
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
+
+
+def only_local(page) -> list[str]:
+    """Let ``page`` reach this machine only: every request to another host is aborted (so an
+    offline test never waits on it) and its URL appended to the list returned.
+
+    Example::
+
+        >>> outside = only_local(page)
+        >>> page.goto(server)
+        >>> assert outside == []
+    """
+    outside = []
+
+    def handle(route) -> None:
+        if urllib.parse.urlparse(route.request.url).hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", handle)
+    return outside
 
 
 def settled(page) -> float:

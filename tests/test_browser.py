@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_helpers import browser_page, choose, png, settled
+from tests.browser_helpers import browser_page, choose, only_local, png, settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PAGES = ["", "feature_maps", "projections", "neighbours", "checks", "teaching", "model"]
+FAILED = "[data-testid=stException], [data-testid=stAlertContentError]"
+CONTENT = "[data-testid=stImage], .js-plotly-plot, [data-testid=stDataFrame], [data-testid=stTable]"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +33,7 @@ def test_upload_look_project(server, page, tmp_path):
         path.write_bytes(png(i))
         files.append(str(path))
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(files)
-    page.get_by_text("Your uploads: 3 files, 3 usable images").wait_for()
+    page.get_by_text("Your uploads: 3 usable images of 3 files").wait_for()
     settled(page)
     assert "images=uploads" in page.url
 
@@ -75,3 +79,18 @@ def test_a_copied_link_reproduces_the_view(server, page):
     assert page.get_by_role("combobox", name="Layer").input_value().startswith("block2_pool")
     assert page.get_by_role("combobox", name="Image", exact=True).input_value() == "coffee.png"
     assert page.get_by_role("combobox", name="Colours").input_value() == "gray"
+
+
+def test_every_page_on_its_defaults_with_no_request_leaving_this_machine(server):
+    """Each page opened by its URL, nothing chosen: sample photos, vgg16, weights auto."""
+    with browser_page() as page:
+        outside = only_local(page)
+        for path in PAGES:
+            page.goto(f"{server}/{path}")
+            page.wait_for_selector("h1")
+            settled(page)
+            failed = page.locator(FAILED)
+            assert failed.count() == 0, f"/{path}: {failed.first.inner_text()}"
+            assert page.locator(CONTENT).count() > 0, f"/{path} shows nothing"
+            assert "HED" in page.get_by_test_id("stSidebar").inner_text(), path
+        assert outside == []

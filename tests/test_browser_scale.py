@@ -88,7 +88,7 @@ def test_projections_of_2000_images_draw(server, page, tmp_path):
     page.wait_for_selector("h1")
     settled(page)
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(archive))
-    page.get_by_text(f"Your uploads: 1 file, {N_IMAGES} usable images").wait_for()
+    page.get_by_text(f"Your uploads: {N_IMAGES:,} usable images of {N_IMAGES:,} files").wait_for()
     settled(page)
     assert "images=uploads" in page.url
 

@@ -27,7 +27,7 @@ from streamlit.logger import get_logger
 import featlib
 from featlib import channels, imagenet, render
 from featlib.cluster import kmeans_labels
-from featlib.tuning import Settings, tuned_settings
+from featlib.tuning import Settings, auto_settings
 from ui import state
 from ui.data import Data, required
 
@@ -153,15 +153,10 @@ def imagenet_backbone(name: str) -> featlib.Backbone:
     return featlib.load_backbone(name, weights="imagenet", include_top=True)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Timing the backbone on this machine (once)…")
-def _settings(key: str, _bb) -> Settings:
-    return tuned_settings(_bb)
-
-
 def run_settings(bb: featlib.Backbone) -> Settings:
-    """How ``precision="auto"`` runs ``bb`` here: measured once per machine, then read from
-    the cache folder."""
-    return _settings(bb.key, bb)
+    """How ``precision="auto"`` runs ``bb`` here, timing nothing: the measured settings where a
+    set large enough to repay the timing was extracted, else the hardware defaults."""
+    return auto_settings(bb)
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)

@@ -45,14 +45,14 @@ class Choices:
     Attributes:
         images: a sample name or ``"uploads"``.
         model: the backbone, weights and file to load (``ui.resources.backbone(model)``).
-        layer: a layer name of that backbone.
+        layer: a layer name of that backbone (None when it could not be loaded).
         pooling: ``"avg"`` or ``"max"``, for pooled vectors.
         resize_mode: one of ``featlib.images.RESIZE_MODES``.
     """
 
     images: str
     model: resources.ModelChoice
-    layer: str
+    layer: str | None
     pooling: str
     resize_mode: str
 
@@ -115,18 +115,18 @@ def _use_random() -> None:
     st.session_state[state.WEIGHTS] = "random"
 
 
-def _loaded(model: resources.ModelChoice) -> featlib.Backbone:
+def _loaded(model: resources.ModelChoice) -> featlib.Backbone | None:
     """The backbone; when its weights cannot be had, a message, an offer of random weights,
-    and the page stopped. (Other errors, such as a damaged file, are shown by ``app.py``.)"""
+    and None. (Other errors, such as a damaged file, are shown by ``app.py``.)"""
     if model.weights == "file" and model.file is None:
         st.info("Upload a weights file (.weights.h5) or a whole model (.keras) in the sidebar.")
-        st.stop()
+        return None
     try:
         return resources.backbone(model)
     except featlib.WeightsUnavailableError as exc:
         st.warning(f"**No {model.weights} weights for {model.backbone} here.** {exc}")
         st.button("Use random weights instead", key=state.USE_RANDOM, on_click=_use_random)
-        st.stop()
+        return None
 
 
 def _layer_ui(bb: featlib.Backbone) -> str:
@@ -141,8 +141,14 @@ def _layer_ui(bb: featlib.Backbone) -> str:
     )  # fmt: skip
 
 
-def sidebar() -> Choices:
-    """Draw the shared sidebar and return the choices (the backbone is loaded on the way)."""
+def sidebar(needs_model: bool = True) -> Choices:
+    """Draw the shared sidebar and return the choices (the backbone is loaded on the way).
+
+    Args:
+        needs_model: when the backbone cannot be loaded (no weights, no file yet), the page is
+            stopped after the message that says why; with False (the Home page, which needs
+            only the images) it goes on, and the choices have ``layer=None``.
+    """
     with st.sidebar:
         source = url_widget(
             st.selectbox, "Images", key=state.IMAGES, default=data.SOURCES[0],
@@ -152,6 +158,10 @@ def sidebar() -> Choices:
         )  # fmt: skip
         model = _model_ui()
     bb = _loaded(model)
+    if bb is None:
+        if needs_model:
+            st.stop()
+        return Choices(source, model, None, "avg", "stretch")
     with st.sidebar:
         st.caption(f"Weights loaded: {bb.weights_label}")
         layer = _layer_ui(bb)

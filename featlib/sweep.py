@@ -187,14 +187,15 @@ def layer_sweep(
 
 def percent(share: float) -> str:
     """A share in [0, 1] as a percentage, cut (never rounded up) to a tenth: 199 of 200 right
-    reads "99.5 %", and only a perfect score reads "100 %".
+    reads "99.5 %", and only a perfect score reads "100 %". A no-break space keeps the sign with
+    its number.
 
     Example::
 
         >>> percent(0.995), percent(0.62), percent(1.0)
-        ('99.5 %', '62 %', '100 %')
+        ('99.5\xa0%', '62\xa0%', '100\xa0%')
     """
-    return f"{math.floor(round(share * 1000, 6)) / 10:g} %"
+    return f"{math.floor(round(share * 1000, 6)) / 10:g}\N{NO-BREAK SPACE}%"  # never wrapped apart
 
 
 def _score(value: float) -> str:

@@ -77,6 +77,9 @@ class Extract:
         preprocessing: for a model file (see ``featlib.load_model_file``).
         store: also read and write a feature store on each worker: False (no), True (the
             worker's default cache folder) or a folder.
+        cpu_threads: threads TensorFlow may use in a Ray actor; None: all its CPUs. Ray sets
+            ``OMP_NUM_THREADS`` to an actor's reserved CPUs (1 here), which halved MobileNetV2's
+            speed on 2 cores; give cores / actors when several actors share a machine.
 
     Batches are ``pyarrow.Table`` (``batch_format="pyarrow"``) with either ``path`` and
     ``bytes`` (what ``ray.data.read_binary_files(..., include_paths=True)`` gives), or the rows
@@ -91,7 +94,7 @@ class Extract:
 
         >>> ex = Extract("mobilenetv2", "random", ["out_relu"], input_size=(96, 96))
         >>> ex(pa.table({"path": ["a.png"], "bytes": [png]}))["features/out_relu"].type
-        FixedSizeListType(fixed_size_list<item: float>[1280])
+        FixedSizeListType(fixed_size_list<element: float>[1280])
     """
 
     def __init__(
@@ -108,7 +111,11 @@ class Extract:
         input_size: tuple[int, int] | None = None,
         preprocessing: str = "scale",
         store: bool | str | os.PathLike = False,
+        cpu_threads: int | None = None,
     ):
+        if ray.is_initialized() and ray.get_runtime_context().get_actor_id():
+            # read when TensorFlow loads, just below; an actor's process is its model's alone
+            os.environ["OMP_NUM_THREADS"] = str(cpu_threads or os.cpu_count() or 1)
         from featlib.backbones import load_backbone, load_model_file
         from featlib.extraction import Extractor
         from featlib.features import check_choice

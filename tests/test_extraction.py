@@ -30,6 +30,15 @@ def _images(n, size, seed=0):
     return np.random.RandomState(seed).randint(0, 256, (n, *size, 3)).astype(np.uint8)
 
 
+def _png_files(n, seed=0):
+    def png(pixels):
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, "PNG")
+        return buf.getvalue()
+
+    return [(f"{i}.png", png(x)) for i, x in enumerate(_images(n, (40, 30), seed))]
+
+
 def _assert_close(got, want):
     want = np.asarray(want)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(np.abs(want).max(), 1e-6))
@@ -166,12 +175,7 @@ def test_extractors_share_one_folded_copy_unless_a_conv_is_asked_for():
 def test_extract_set_equals_the_extractor_and_decodes_at_the_lowest_priority(
     model_file, monkeypatch
 ):
-    rng = np.random.default_rng(0)
-    files = []
-    for i in range(11):
-        buf = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(buf, "PNG")
-        files.append((f"{i}.png", buf.getvalue()))
+    files = _png_files(11)
     images = featlib.from_uploads([*files, ("copy.png", files[0][1])])
     priorities = []
     load = extraction._load
@@ -235,13 +239,8 @@ def test_an_image_that_fails_while_extracting_is_reported_and_the_rest_goes_on(
 
 
 def _pngs(n, seed=0):
-    rng = np.random.default_rng(seed)
-    files = []
-    for i in range(n):
-        buf = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(buf, "PNG")
-        files.append((f"{i}.png", buf.getvalue()))
-    return featlib.from_uploads(files)
+    """An ImageSet of ``n`` random 30x40 PNG uploads."""
+    return featlib.from_uploads(_png_files(n, seed))
 
 
 def test_extract_set_refuses_an_extractor_made_for_something_else(model_file, tmp_path):

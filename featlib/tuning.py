@@ -3,9 +3,10 @@
 ``precision="auto"`` (the app's and the command line's default) asks featlib to pick the
 settings. What is fastest depends on the model and the machine: on a 2-core CPU with AMX,
 bfloat16 ran VGG16 six times faster than float32 but MobileNetV2 slower, and XLA made depthwise
-models 20x slower while compiling for 12-15 s. So the first time a backbone, at an input size,
-runs in "auto" on a machine, a few settings are timed on random images and the choice is kept
-in ``tuning.json`` in the cache folder (``featlib.store.default_cache_dir``).
+models 20x slower while compiling for 12-15 s. So the first time a job large enough to repay it
+runs a backbone, at an input size, in "auto" on a machine, a few settings are timed on random
+images and the choice is kept in ``tuning.json`` in the cache folder
+(``featlib.store.default_cache_dir``).
 
 What is tuned, in this order, each step keeping the best so far:
 

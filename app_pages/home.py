@@ -74,7 +74,7 @@ if len(current.images.ok) > GALLERY_SIZE:
     st.caption(f"… and {len(current.images.ok) - GALLERY_SIZE} more.")
 
 if current.images.errors:
-    st.warning(f"{len(current.images.errors)} file(s) could not be used:")
+    st.warning(f"{data.counted(len(current.images.errors), 'file')} could not be used:")
     st.dataframe(
         {
             "file": [r.name for r in current.images.errors],

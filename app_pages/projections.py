@@ -171,4 +171,4 @@ stem = f"{bb.name}_{choices.layer}_{options['method']}{options['dims']}d"
 exports_ui(feats, x, projection.embedding, colours, stem, images.images)
 resources.warm_up_umap()
 if feats.errors:
-    st.caption(f"{len(feats.errors)} file(s) left out: see the Home page for the reasons.")
+    st.caption(f"{data.counted(len(feats.errors), 'file')} left out: the Home page says why.")

@@ -859,9 +859,7 @@ def _add_zip(builder: _Builder, fp: BinaryIO, prefix: str = "") -> None:
             parts = tuple(p for p in name.split("/") if p not in ("", "."))
             if info.is_dir() or not parts:
                 continue
-            if reason is None and (
-                parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
-            ):
+            if reason is None and (parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)):
                 continue
             if reason is None and stat.S_ISLNK(info.external_attr >> 16):
                 reason = "symbolic link refused"

@@ -69,7 +69,7 @@ def caption(record, *parts: str) -> str:
     extension instead of in the middle of a word."""
     name = record.name
     if len(name) > _LONGEST_NAME:
-        name = f"{name[: _LONGEST_NAME // 2 - 1]}…{name[-(_LONGEST_NAME // 2):]}"
+        name = f"{name[: _LONGEST_NAME // 2 - 1]}…{name[-(_LONGEST_NAME // 2) :]}"
     for mark in "_-/":
         name = name.replace(mark, mark + _BREAK)
     stem, dot, suffix = name.rpartition(".")

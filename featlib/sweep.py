@@ -112,11 +112,17 @@ def sweep_problem(labels) -> str | None:
     """
     counts = Counter(labels)
     if None in counts:
-        n = counts[None]
+        n, total = counts[None], len(labels)
+        if total == 1:
+            found = "the set has one image, without a label"
+        elif n == total:
+            found = f"none of the {total} images has a label"
+        else:
+            found = f"{n} of the {total} images {'has' if n == 1 else 'have'} no label"
         return (
             "The layer sweep compares labels: it needs at least 2 labels with 2 images each, and "
-            f"{n} of the {len(labels)} images {'has' if n == 1 else 'have'} no label. Use a ZIP "
-            "with one folder per label, or a labelled sample set (faces, digits)."
+            f"{found}. Use a ZIP with one folder per label, or a labelled sample set (faces, "
+            "digits)."
         )
     if len(counts) < 2 or min(counts.values()) < 2:
         return (

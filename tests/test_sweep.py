@@ -109,7 +109,7 @@ def test_consecutive_projections_are_aligned(vgg, textures):
 def test_unlabelled_or_tiny_classes_are_refused(vgg):
     rng = np.random.default_rng(0)
     unlabelled = featlib.from_uploads([(f"{i}.png", png(texture(rng, "dots"))) for i in range(4)])
-    with pytest.raises(FeatlibError, match="4 of the 4 images have no label"):
+    with pytest.raises(FeatlibError, match="none of the 4 images has a label"):
         layer_sweep(vgg, unlabelled)
     with pytest.raises(FeatlibError, match="2 labels with 2 images"):
         layer_sweep(vgg, labelled({"stripes": 4, "dots": 1}))
@@ -184,6 +184,8 @@ def test_an_easy_set_is_called_easy_and_equal_weights_equal():
 def test_sweep_problem_says_what_is_missing():
     assert sweep_problem(["a", "a", "b", "b"]) is None
     assert "1 of the 3 images has no label" in sweep_problem(["a", "b", None])
+    assert "2 of the 3 images have no label" in sweep_problem(["a", None, None])
+    assert "the set has one image, without a label" in sweep_problem([None])
     assert "Received: {'a': 3}" in sweep_problem(["a", "a", "a"])
     assert "Received: {'a': 2, 'b': 1}" in sweep_problem(["a", "a", "b"])
 

@@ -97,6 +97,7 @@ pattern, not static, emerges.
 """,
 }
 
+
 @dataclass(frozen=True)
 class Step:
     """One lesson step: the page it opens, the settings it opens with, and what to notice."""
@@ -151,8 +152,10 @@ def _follow() -> None:
         )
 
 
-def _link(n: int, label: str, key: str) -> None:
-    st.button(label, key=key, type="tertiary", on_click=_go, args=(n,))
+def _link(place, n: int, label: str, key: str, width: str = "content") -> None:
+    place.button(
+        label, key=key, on_click=_go, args=(n,), icon=":material/arrow_forward:", width=width
+    )
 
 
 def _current_step(topic: str) -> int | None:
@@ -171,7 +174,7 @@ def explain(topic: str) -> None:
         step = LESSON[n - 1]
         st.info(f"**Lesson, step {n} of {len(LESSON)}: {step.title}.** {step.notice}")
         if n < len(LESSON):
-            _link(n + 1, f"Next step: {LESSON[n].title} →", f"{state.LESSON_LINK}next")
+            _link(st, n + 1, f"Next step: {LESSON[n].title}", f"{state.LESSON_LINK}next")
         else:
             st.caption("That was the last step of the lesson.")
     with st.expander("What am I looking at?"):
@@ -183,4 +186,6 @@ def lesson() -> None:
     preset view."""
     _follow()
     for n, step in enumerate(LESSON, start=1):
-        _link(n, f"{n}. {step.title} — {step.notice}", f"{state.LESSON_LINK}{n}")
+        left, right = st.columns([1, 3], vertical_alignment="center")
+        _link(left, n, f"{n}. {step.title}", f"{state.LESSON_LINK}{n}", width="stretch")
+        right.markdown(step.notice)

@@ -12,7 +12,7 @@ from ui.explain import explain, lesson
 from ui.state import flag, url_widget
 
 
-def sweep_tab(choices, bb) -> None:
+def sweep_view(choices, bb) -> None:
     explain("sweep")
     images = data.required(choices.images)
     problem = sweep_problem([r.label for r in images.images.ok])
@@ -63,7 +63,7 @@ def spatial_layer_ui(choices, bb):
     return images, info
 
 
-def channel_tab(choices, bb) -> None:
+def channel_view(choices, bb) -> None:
     explain("channel")
     picked = spatial_layer_ui(choices, bb)
     if picked is None:
@@ -117,7 +117,7 @@ def channel_tab(choices, bb) -> None:
         )  # fmt: skip
 
 
-def cam_tab(choices, bb) -> None:
+def cam_view(choices, bb) -> None:
     explain("cam")
     picked = spatial_layer_ui(choices, bb)
     if picked is None:
@@ -190,4 +190,4 @@ view = url_widget(
     st.segmented_control, "Question", key=state.TEACH_VIEW, default="sweep", options=list(VIEWS),
     format_func=VIEWS.get, required=True, label_visibility="collapsed",
 )  # fmt: skip
-{"sweep": sweep_tab, "channel": channel_tab, "cam": cam_tab}[view](choices, bb)
+{"sweep": sweep_view, "channel": channel_view, "cam": cam_view}[view](choices, bb)

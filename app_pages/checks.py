@@ -49,7 +49,11 @@ def threshold_ui(report):
 def facts_ui(facts) -> None:
     """What the whole set has in common, said once instead of flagged on every image."""
     if facts:
-        st.info("**About the set:** " + "; ".join(facts) + ".", icon=":material/info:")
+        st.info(
+            f"**About the set:** {'; '.join(facts)}. What the set shares is said here once, not "
+            "flagged image by image; move a threshold to list the images.",
+            icon=":material/info:",
+        )
 
 
 def separability_ui(sep) -> None:

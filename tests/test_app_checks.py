@@ -10,8 +10,11 @@ import pytest
 
 import featlib
 from featlib.checks import TITLES
-from tests.test_app import CHECKS, SMALL, app, offline, png, texts  # noqa: F401 (offline: autouse)
+from tests import test_app
+from tests.test_app import CHECKS, SMALL, app, png, texts
 from ui import state
+
+offline = test_app.offline  # autouse here too: offline, empty caches, a fresh store
 
 
 def summary(at):

@@ -411,13 +411,6 @@ def extract_set(
         if tuned.precision != settings.precision:
             keys, vectors, todo = lookup(tuned.precision)
         settings = dataclasses.replace(tuned, batch_size=batch_size or tuned.batch_size)
-    ex = extractor
-    if ex is None and (todo or not unique):  # nothing to compute: no model is run or traced
-        ex = Extractor(backbone, names, pooling, settings.precision, settings.batch_size,
-                       settings.jit_compile)  # fmt: skip
-    total, done = len(unique), len(unique) - len(todo)
-    if progress:
-        progress(done, total)
     failed: dict[str, object] = {}
     chunks = [todo[i : i + settings.batch_size] for i in range(0, len(todo), settings.batch_size)]
     with ThreadPoolExecutor(decode_threads(), initializer=_lowest_priority) as pool:
@@ -425,7 +418,14 @@ def extract_set(
         def submit(chunk):
             return [pool.submit(_load, image_set, rec, size, resize_mode) for rec in chunk]
 
-        pending = submit(chunks[0]) if chunks else []
+        pending = submit(chunks[0]) if chunks else []  # decoded while the model is prepared
+        ex = extractor
+        if ex is None and (todo or not unique):  # nothing to compute: no model is run or traced
+            ex = Extractor(backbone, names, pooling, settings.precision, settings.batch_size,
+                           settings.jit_compile)  # fmt: skip
+        total, done = len(unique), len(unique) - len(todo)
+        if progress:
+            progress(done, total)
         for i, chunk in enumerate(chunks):
             loaded = [f.result() for f in pending]
             pending = submit(chunks[i + 1]) if i + 1 < len(chunks) else []

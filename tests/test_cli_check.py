@@ -201,3 +201,32 @@ def test_help_has_an_example(capsys):
     with pytest.raises(SystemExit):
         main(["check", "--help"])
     assert "example:" in capsys.readouterr().out
+
+
+ORIGINALS = ("faces/face_01.png", "faces/face_02.png")  # of the near copies
+
+
+def test_the_default_thresholds_find_the_planted_problems(planted, store, tmp_path):
+    """No --threshold: the set's own fences. The copies, the near copies, the astronaut among
+    faces, the flipped label and the tiny file are found; at most one clean image per issue."""
+    out = tmp_path / "defaults.csv"
+    argv = ["check", str(planted), "--backbone", "vgg16", "--weights", "offline"]
+    assert main([*argv, "--cache-dir", str(store), "--layer", LAYER, "--out", str(out)]) == 0
+    with out.open(newline="", encoding="utf-8") as fh:
+        rows = {row["name"]: row for row in csv.DictReader(fh)}
+    expected = {
+        "exact_duplicates": {PLANTED["exact"]},
+        "near_duplicates": {PLANTED["near_resized"], PLANTED["near_jpeg"], *ORIGINALS},
+        "outliers": {PLANTED["odd"]},
+        "label_issues": {PLANTED["flipped"]},
+        "tiny": {PLANTED["tiny"]},
+    }
+    for issue, names in expected.items():
+        found = flagged(rows, issue)
+        assert names <= found, issue
+        assert len(found & clean(rows) - names) <= 1, issue
+    assert rows[PLANTED["flipped"]]["suggested_label"] == "faces"
+    for row in rows.values():  # two classes: the probe disagrees when the label's p < 0.5
+        disagrees = float(row["label_issues_score"]) < 0.5
+        assert bool(row["suggested_label"]) == disagrees, row["name"]
+        assert row["suggested_label"] != row["label"]

@@ -6,6 +6,8 @@ each page is a file in ``app_pages/`` and shares the sidebar drawn by ``ui.sideb
 navigation and its error handling.)
 """
 
+import importlib
+
 import streamlit as st
 
 import featlib
@@ -13,6 +15,11 @@ import featlib
 # An emoji, not a ":material/...:" icon: Streamlit fetches a material page icon from
 # fonts.gstatic.com, which fails offline; an emoji is drawn by the browser itself.
 st.set_page_config(page_title="featlib", page_icon="👁️", layout="wide")
+
+# The pages' shared code imports TensorFlow: ten seconds or more on the first run of a server,
+# which would otherwise show an empty page. Later runs find it loaded and show nothing here.
+with st.spinner("Starting featlib: loading TensorFlow (once per server)…", show_time=True):
+    importlib.import_module("ui")
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

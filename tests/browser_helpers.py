@@ -131,27 +131,40 @@ def browser_page(height: int = 2000, timeout_ms: int = 120_000):
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
 
-def only_local(page) -> list[str]:
+@contextlib.contextmanager
+def only_local(page):
     """Let ``page`` reach this machine only: every request to another host is aborted (so an
-    offline test never waits on it) and its URL appended to the list returned.
+    offline test never waits on it), and its URL appended to the list this yields.
 
     Example::
 
-        >>> outside = only_local(page)
-        >>> page.goto(server)
+        >>> with only_local(page) as outside:
+        ...     page.goto(server)
         >>> assert outside == []
     """
     outside = []
 
+    def local(url: str) -> bool:
+        host = urllib.parse.urlparse(url).hostname
+        return url.startswith(("data:", "blob:")) or host in LOCAL_HOSTS
+
     def handle(route) -> None:
-        if urllib.parse.urlparse(route.request.url).hostname in LOCAL_HOSTS:
+        if local(route.request.url):
             route.continue_()
         else:
-            outside.append(route.request.url)
             route.abort()
 
+    def seen(request) -> None:  # every request, also those no route sees (a page's icon)
+        if not local(request.url):
+            outside.append(request.url)
+
     page.route("**/*", handle)
-    return outside
+    page.on("request", seen)
+    try:
+        yield outside
+    finally:
+        page.remove_listener("request", seen)
+        page.unroute("**/*", handle)
 
 
 def settled(page) -> float:

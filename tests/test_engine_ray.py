@@ -193,6 +193,22 @@ def test_the_command_end_to_end(local_ray, folder, tmp_path, capsys):
     np.testing.assert_allclose(got.features["features"], shards.features["out_relu"][order])
 
 
+def test_a_worker_error_ends_the_command_with_its_one_line(local_ray, folder, tmp_path, capsys):
+    argv = ["extract", folder, "--engine", "ray", "--backbone", "mobilenetv2", "--weights",
+            "random", "--layer", "nope", "--out", tmp_path / "x.parquet"]  # fmt: skip
+    assert _cli(*argv) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "has no layer 'nope'" in last
+
+
+def test_no_usable_image_exits_1_without_starting_a_model(local_ray, tmp_path, capsys):
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    out = tmp_path / "x.parquet"
+    assert _cli("extract", tmp_path, "--engine", "ray", "--out", out) == 1
+    assert "No image could be used" in capsys.readouterr().err
+    assert not out.exists() and errors_path(out).is_file()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

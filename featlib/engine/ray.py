@@ -123,19 +123,27 @@ class Extract:
         from featlib.layers import block_outputs
         from featlib.store import FeatureStore
 
-        check_choice("resize_mode", resize_mode, RESIZE_MODES)
-        if _is_model_file(backbone):
-            bb = load_model_file(backbone, preprocessing, input_size=input_size)
-        else:
-            bb = load_backbone(backbone, weights, seed=seed, input_size=input_size)
-        names = layer_names(layers) if layers else [block_outputs(bb)[-1].name]
-        self.extractor = Extractor(bb, names, pooling, precision, batch_size)
+        self.failure: FeatlibError | None = None
+        try:
+            check_choice("resize_mode", resize_mode, RESIZE_MODES)
+            if _is_model_file(backbone):
+                bb = load_model_file(backbone, preprocessing, input_size=input_size)
+            else:
+                bb = load_backbone(backbone, weights, seed=seed, input_size=input_size)
+            names = layer_names(layers) if layers else [block_outputs(bb)[-1].name]
+            self.extractor = Extractor(bb, names, pooling, precision, batch_size)
+        except FeatlibError as exc:
+            # raised with the first batch: Ray keeps only the text of an actor that cannot
+            # start, and the driver should get the error itself (an unknown layer, say)
+            self.failure = exc
         self.resize_mode = resize_mode
         self.store = None if store is False else FeatureStore(None if store is True else store)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         from featlib.extraction import extract_set
 
+        if self.failure is not None:
+            raise self.failure
         ex = self.extractor
         image_set = _image_set(batch)
         feats = extract_set(
@@ -273,6 +281,23 @@ def run_settings(
     }
 
 
+def _featlib_cause(exc: BaseException) -> FeatlibError | None:
+    """The ``FeatlibError`` a worker raised (a bad option, an unknown layer, weights it cannot
+    have), found among the exceptions Ray raises in the driver for it."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        remote = isinstance(current, ray.exceptions.RayTaskError)  # its .cause is the original
+        if isinstance(current, FeatlibError) and not remote:
+            return current
+        pending += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+    return None
+
+
 def connect(address: str | None = None) -> None:
     """Join the Ray cluster at ``address`` (or ``$RAY_ADDRESS``), else start Ray on this
     machine without its dashboard; nothing when Ray is already initialised in this process."""
@@ -373,15 +398,22 @@ def extract_to(
         fn_constructor_kwargs={**extract, "batch_size": batch_size},
         batch_format="pyarrow",
         batch_size=batch_size or 64,
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=1,
         num_gpus=gpus_per_actor or None,
     )  # Ray Data restarts a lost actor and runs its batch again (max_restarts=-1 for pools)
-    if shards:
-        sink = ShardSink(out, settings)
-        ds.write_datasink(sink)
-        return RayRun(sink.rows, skipped, errors + sink.errors)
-    table = pa.concat_tables(list(ds.iter_batches(batch_format="pyarrow", batch_size=None)))
+    ds.context.raise_original_map_exception = True  # a FeatlibError, not UserCodeException
+    try:
+        if shards:
+            sink = ShardSink(out, settings)
+            ds.write_datasink(sink)
+            return RayRun(sink.rows, skipped, errors + sink.errors)
+        table = pa.concat_tables(list(ds.iter_batches(batch_format="pyarrow", batch_size=None)))
+    except Exception as exc:
+        cause = _featlib_cause(exc)
+        if cause is None:
+            raise
+        raise cause from exc
     failed = pc.is_valid(table["error"])
     position = {r.name: i for i, r in enumerate(image_set.records)}
     ok = table.filter(pc.invert(failed)).drop_columns(["error"])

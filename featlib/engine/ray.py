@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import uuid
 from pathlib import Path
@@ -227,8 +228,6 @@ class ShardSink(Datasink):
         self.folder.mkdir(exist_ok=True)
 
     def write(self, blocks, ctx) -> tuple[int, list[ImageRecord]]:
-        import json
-
         tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
         tables = [t for t in tables if t.num_rows]
         if not tables:

@@ -328,6 +328,8 @@ class RayRun:
 
 
 def _rows(image_set: ImageSet, records: list) -> list[dict]:
+    """The input rows of ``Extract``: a file's path for the workers to read, or, for in-memory
+    sources, its bytes."""
     rows = []
     for r in records:
         file = image_set.file(r)

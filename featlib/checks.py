@@ -991,7 +991,8 @@ def _fence(issue: str, values) -> float | None:
 
 def _default_threshold(issue: str, values, direction: str) -> float | None:
     """The stricter of the absolute bound and the set's fence; the bound alone when few
-    images pass it (``_RARE``)."""
+    images pass it (``_RARE``). With neither (outliers among fewer than 4 contents), the
+    highest score: too few images to call one unusual."""
     bound = DEFAULT_THRESHOLDS[issue]
     values = np.asarray(values, dtype=np.float64)
     if bound is not None:
@@ -999,6 +1000,8 @@ def _default_threshold(issue: str, values, direction: str) -> float | None:
         if beyond.sum() <= _RARE * len(values):
             return bound
     fence = _fence(issue, values)
+    if fence is None and bound is None:
+        return float(values.max())
     if fence is None or bound is None:
         return bound if fence is None else fence
     return min(bound, fence) if direction == "below" else max(bound, fence)

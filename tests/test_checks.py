@@ -482,3 +482,12 @@ def test_an_issue_table_with_no_rows_offers_no_threshold_range():
     table = report.table("near_duplicates")
     assert table.rows == () and table.score_range() is None
     assert report.table("outliers").score_range() is not None
+
+
+def test_too_few_contents_to_call_one_an_outlier():
+    """Three images, two of them one file: two contents are no basis for an outlier."""
+    x = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
+    report = check_dataset(["a", "a", "b"], [None] * 3, x)
+    assert report.table("outliers").threshold is not None
+    assert report.table("outliers").n_flagged == 0
+    assert report.table("exact_duplicates").n_flagged == 1

@@ -144,3 +144,11 @@ def test_identical_images_are_exact_duplicates_and_nothing_else():
     assert table.loc["Exact duplicates", "pairs"] == "3"
     assert "every image has the same content" in table.loc["Near duplicates", "meaning"]
     assert at.radio(key=state.GALLERY).options == ["Exact duplicates (3 pairs)"]
+
+
+def test_three_images_two_of_them_one_file():
+    at = uploaded([("a.png", png(0)), ("b.png", png(0)), ("c.png", png(1))], **SMALL)
+    table = summary(at)
+    assert table.loc["Exact duplicates", "pairs"] == "1"
+    assert table.loc["Outliers", "images"] == "0"
+    assert "Exact duplicates (1 pair)" in at.radio(key=state.GALLERY).options

@@ -105,11 +105,6 @@ def _caption(row: dict, index_column: str, score_column: str, names, labels) -> 
     return text
 
 
-def _count(table) -> str:
-    n = table.n_flagged
-    return f"{n} {'pair' if table.pairwise else 'image'}{'' if n == 1 else 's'}"
-
-
 def galleries_ui(report, images, records) -> None:
     """The flagged images of one issue at a time, worst first; pairs side by side. The chosen
     issue is kept while thresholds move."""
@@ -123,7 +118,7 @@ def galleries_ui(report, images, records) -> None:
         key=state.GALLERY,
         default=flagged[0],
         options=flagged,
-        format_func=lambda i: f"{report.tables[i].title} ({_count(report.tables[i])})",
+        format_func=lambda i: f"{report.tables[i].title} ({report.tables[i].flagged_text})",
         horizontal=True,
         label_visibility="collapsed",
     )

@@ -269,6 +269,12 @@ class IssueTable:
         """How many rows are flagged."""
         return int(self.flags.sum())
 
+    @property
+    def flagged_text(self) -> str:
+        """How many rows are flagged, in words: ``"1 pair"``, ``"9 images"``."""
+        n = self.n_flagged
+        return f"{n} {'pair' if self.pairwise else 'image'}{'' if n == 1 else 's'}"
+
     def column(self, name: str) -> np.ndarray:
         """One column as an array of shape (len(rows),)."""
         i = self.columns.index(name)
@@ -493,8 +499,8 @@ class CheckReport:
         Returns:
             dicts with the keys ``issue`` (its title), ``images`` (flagged images), ``pairs``
             (flagged pairs, duplicates only), ``threshold`` ("none": every row counts),
-            ``note``
-            ("not checked: why", or empty) and ``meaning`` (the note, else what the score is).
+            ``note`` ("not checked: why", or empty) and ``meaning`` (the note, else what the
+            score is).
         """
         images = self.image_flags()
         rows = [
@@ -615,8 +621,7 @@ class CheckReport:
             rows = table.flagged_rows()
             if not rows:
                 continue
-            count = f"{len(rows)} pairs" if table.pairwise else f"{len(rows)} images"
-            parts.append(f"<h2>{esc(table.title)} ({count})</h2><table><tr>")
+            parts.append(f"<h2>{esc(table.title)} ({table.flagged_text})</h2><table><tr>")
             image_columns = [c for c in table.columns if c.startswith("index")]
             parts += [
                 f"<th>{c.replace('index', 'image').replace('_', ' ')}</th>" for c in image_columns

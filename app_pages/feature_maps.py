@@ -175,7 +175,7 @@ if other is not None:
                 b, [layer.name], images, rec, choices.resize_mode
             )
             if two_images:
-                st.image(picture, caption=data.caption(rec), width=160)
+                st.image(picture, caption=rec.label, width=160)
             grid(side[layer.name], channels, colorscale, shared, key=f"grid_{i}", width=470)
 
 st.subheader("Through the network")

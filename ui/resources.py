@@ -206,7 +206,7 @@ def _progress_bar(what: str):
 
     def update(done: int, total: int) -> None:
         nonlocal first
-        text = f"Computing {what}: {done}/{total} images"
+        text = f"{done:,} of {total:,} images"
         if first is None:
             first = done
         elif done > first:

@@ -37,7 +37,7 @@ EXTRACT = {
 
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
-    """One local Ray for the module, its workers offline and on the tests' private caches."""
+    """One local Ray for the module, offline, its workers on the tests' private caches."""
     root = tmp_path_factory.getbasetemp()
     env = {
         "FEATLIB_OFFLINE": "1",
@@ -45,12 +45,14 @@ def local_ray(tmp_path_factory):
         "KERAS_HOME": str(root / "keras-home"),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    ray.init(
-        num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
-        runtime_env={"env_vars": env},
-    )  # fmt: skip
-    yield
-    ray.shutdown()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_USAGE_STATS_ENABLED", "0")  # Ray would report usage over the network
+        ray.init(
+            num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
+            runtime_env={"env_vars": env},
+        )  # fmt: skip
+        yield
+        ray.shutdown()
 
 
 def _jpegs(folder, names, seed=0):

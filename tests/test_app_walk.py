@@ -5,8 +5,8 @@ few files, look at another sample set; after every step, no exception.
 
 Three walks of ``FEATLIB_WALK_STEPS`` steps each (default 20: a step is one or two reruns of
 about a second on two cores, so 60 steps keep the walk near two minutes), seeded from
-``FEATLIB_WALK_SEED`` (default 0). A failure prints the seed and every step so far; replay it
-with ``FEATLIB_WALK_SEED=<seed> FEATLIB_WALK_STEPS=<n> pytest tests/test_app_walk.py``.
+``FEATLIB_WALK_SEED`` (default 0). A failure prints every step so far (with its seconds) and
+the command that replays the walk up to the failing step.
 
 To stay affordable the walk mostly uses MobileNetV2 (fast) and the bundled photos, keeps to a
 handful of each backbone's layers, and visits the 200- and 300-image samples only for a step;
@@ -92,8 +92,9 @@ def _raw_options(widget) -> list:
 class Walk:
     """One walk: the AppTest of the current session, the page it is on, the steps so far."""
 
-    def __init__(self, seed: int, start: dict[str, str]):
-        self.seed, self.rng, self.steps = seed, random.Random(seed), []
+    def __init__(self, name: str, seed: int, start: dict[str, str]):
+        self.name, self.seed, self.rng, self.steps = name, seed, random.Random(seed), []
+        self.actions = 0
         self.clock = time.perf_counter()
         self.page = PAGES[0]
         self.at = self._session(start)
@@ -115,9 +116,13 @@ class Walk:
         failure = [str(e.value) for e in self.at.exception]
         failure += [e.value for e in self.at.error if "Traceback" in e.value]
         if failure:
+            replay = (
+                f"FEATLIB_WALK_SEED={SEED} FEATLIB_WALK_STEPS={self.actions} pytest "
+                f"'tests/test_app_walk.py::test_random_walk[{self.name}]'"
+            )
             pytest.fail(
-                f"walk seed {self.seed}: {failure}\nsteps (replay with FEATLIB_WALK_SEED="
-                f"{self.seed} FEATLIB_WALK_STEPS={len(self.steps)}):\n" + "\n".join(self.steps),
+                f"walk {self.name!r}, seed {self.seed}: {failure}\nreplay: {replay}\nsteps:\n"
+                + "\n".join(self.steps),
                 pytrace=False,
             )
 
@@ -216,6 +221,7 @@ class Walk:
                 self._run(f"{what} = {value!r}", w.set_value(value))
 
     def step(self) -> None:
+        self.actions += 1
         action = self.rng.choices(list(ACTIONS), weights=list(ACTIONS.values()))[0]
         {"page": self.page_, "widget": self.widget, "sidebar": self.sidebar_,
          "reload": self.reload, "upload": self.upload, "sample": self.sample}[action]()  # fmt: skip
@@ -230,12 +236,11 @@ START = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n", range(len(START)), ids=list(START))
-def test_random_walk(n):
-    seed = SEED + n
-    print(f"walk seed {seed}, {STEPS} steps")  # shown with -s, and with the failure's output
-    walk = Walk(seed, START[list(START)[n]])
+@pytest.mark.parametrize("name", list(START))
+def test_random_walk(name):
+    seed = SEED * len(START) + list(START).index(name)  # each walk its own, from one seed
+    walk = Walk(name, seed, START[name])
     for _ in range(STEPS):
         walk.step()
-    print("\n".join(walk.steps))
-    assert len(walk.steps) > STEPS
+    print("\n".join(walk.steps))  # with -s: what the walk did, and how long each step took
+    assert walk.actions == STEPS and len(walk.steps) > STEPS

@@ -52,6 +52,14 @@ def stripes(seed: int) -> bytes:
     return encode_png(((wave[..., None] + 1) / 2 * rng.integers(0, 256, 3)).astype(np.uint8))
 
 
+def captions(page) -> list[str]:
+    """The page's image captions as read aloud: without the invisible spaces that let a long
+    file name wrap between its words."""
+    return [
+        t.replace("\u200b", "") for t in page.get_by_test_id("stImageCaption").all_inner_texts()
+    ]
+
+
 def files_of(session: int) -> dict[str, bytes]:
     """The session's uploads by name; names are unique across sessions."""
     return {f"s{session}_{i}.png": stripes(IMAGES_EACH * session + i) for i in range(IMAGES_EACH)}
@@ -100,17 +108,17 @@ def visit(url: str, session: int, folder: Path, start_together: threading.Barrie
         seconds["home"] = time.perf_counter() - start
         page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(paths)
         page.get_by_text(
-            f"Your uploads: {IMAGES_EACH} files, {IMAGES_EACH} usable images"
+            f"Your uploads: {IMAGES_EACH} usable images of {IMAGES_EACH} files"
         ).wait_for()
         settled(page)
         seconds["uploaded"] = time.perf_counter() - start
-        gallery = page.get_by_test_id("stImageCaption").all_inner_texts()
+        gallery = captions(page)
         errors = page.locator(ERRORS).all_inner_texts()
         page.get_by_role("link", name="Neighbours").first.click()
         page.wait_for_selector("h1:has-text('Neighbours')")
         settled(page)
         seconds["neighbours"] = time.perf_counter() - start
-        query, *shown = page.get_by_test_id("stImageCaption").all_inner_texts()
+        query, *shown = captions(page)
         errors += page.locator(ERRORS).all_inner_texts()
         params = dict(parse_qsl(urlparse(page.url).query))
         browser.close()

@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 
+import featlib
 from tests import test_app
 from tests.test_app import (
     CHECKS,
@@ -171,3 +172,13 @@ def test_a_zip_counts_its_files_like_the_metrics():
     assert [m.value for m in at.metric] == ["4", "2", "1", "2"]
     errors = at.dataframe[-1].value
     assert list(errors["file"]) == ["pets.zip/dog/c.png", "pets.zip/dog/notes.txt"]
+
+
+def test_a_failed_extraction_says_why_and_leaves_no_progress_running(monkeypatch):
+    def fail(*args, **kwargs):
+        raise featlib.FeatlibError("the store's disk is full")
+
+    monkeypatch.setattr(featlib, "extract_set", fail)
+    at = app(PROJECTIONS, **SMALL)
+    assert "the store's disk is full" in texts(at.error)
+    assert not at.get("progress")  # the status box with its bar is gone

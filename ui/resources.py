@@ -244,12 +244,14 @@ def pooled_features(bb, data: Data, layer: str, pooling: str, resize_mode: str) 
     memo = st.session_state.setdefault(state.FEATURES, {})
     if key not in memo:
         bar, update = _progress_bar(f"{layer} features")
-        memo[key] = featlib.extract_set(
-            bb, data.images, layer, pooling=pooling, resize_mode=resize_mode,
-            store=_store(), progress=update,
-            extractor=extractor(bb, (layer,), pooling),
-        )  # fmt: skip
-        bar.empty()
+        try:
+            memo[key] = featlib.extract_set(
+                bb, data.images, layer, pooling=pooling, resize_mode=resize_mode,
+                store=_store(), progress=update,
+                extractor=extractor(bb, (layer,), pooling),
+            )  # fmt: skip
+        finally:  # a failure is shown by app.py: no box may go on saying it is running
+            bar.empty()
         _say_once_if_the_store_is_off()
         while len(memo) > _MEMO_SIZE:
             memo.pop(next(iter(memo)))

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import ray
@@ -153,7 +154,8 @@ def test_a_killed_actor_is_retried_and_no_row_is_lost_or_doubled(local_ray, tmp_
     killer = threading.Thread(target=kill_when_reported, daemon=True)
     killer.start()
     out = tmp_path / "features.parquet"
-    image_set = featlib.open_source(root)
+    files = sorted(root.rglob("*.jpg"))
+    image_set = featlib.from_uploads([(p.name, p.read_bytes()) for p in files])  # bytes rows
 
     run = engine.extract_to(out, image_set, EXTRACT, batch_size=3, udf=KilledOnce)
 
@@ -162,6 +164,16 @@ def test_a_killed_actor_is_retried_and_no_row_is_lost_or_doubled(local_ray, tmp_
     names = [r.name for r in got.records]
     assert run.written == len(names) == len(set(names)) == 12
     assert set(names) == {r.name for r in image_set.ok}
+
+
+def test_extract_in_a_users_pipeline_takes_path_and_bytes_rows(folder):
+    files = sorted(folder.rglob("*.jpg"))
+    batch = pa.table({"path": [p.name for p in files], "bytes": [p.read_bytes() for p in files]})
+    out = engine.Extract(**EXTRACT)(batch)
+    failed = out.filter(pc.is_valid(out["error"]))
+    assert failed["path"].to_pylist() == ["broken.jpg"]
+    assert failed["features/out_relu"].null_count == 1
+    assert out["features/out_relu"].null_count == 1 and out.num_rows == len(files)
 
 
 def _cli(*argv):

@@ -81,6 +81,22 @@ def test_a_copied_link_reproduces_the_view(server, page):
     assert page.get_by_role("combobox", name="Colours").input_value() == "gray"
 
 
+def test_the_upload_chips_x_forgets_the_uploads(server, page, tmp_path):
+    page.goto(server)
+    page.wait_for_selector("h1")
+    settled(page)
+    path = tmp_path / "only.png"
+    path.write_bytes(png(0))
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files([str(path)])
+    page.get_by_text("Your uploads: 1 usable image of 1 file").wait_for()
+    settled(page)
+    page.get_by_test_id("stFileChipDeleteBtn").first.click()  # the chip's ×
+    page.get_by_text("Sample photos: 10 scikit-image pictures").wait_for()
+    settled(page)
+    assert "images=photos" in page.url
+    assert page.get_by_text("Your uploads").count() == 0
+
+
 def test_every_page_on_its_defaults_with_no_request_leaving_this_machine(server, page):
     """Each page opened by its URL, nothing chosen: sample photos, vgg16, weights auto."""
     with only_local(page) as outside:

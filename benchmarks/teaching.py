@@ -68,7 +68,7 @@ def channel_rows(bb, faces) -> list[list[str]]:
         timed(lambda c=c: channels.channel_hits(scan, c, faces, extractor=ex)) for c in (5, 6, 7)
     )
     return [
-        ["new channel", f"{old:.1f}", f"{new:.2f}", f"{old / new:.0f}x",
+        ["new channel", f"{old:.1f}", f"{new:.3f}", f"{old / new:.0f}x",
          f"scan of {LAYER} once per set: {scan_s:.1f} s"],
     ]  # fmt: skip
 

@@ -3,9 +3,9 @@ sidebar choice or a widget of the page to a random allowed value, press buttons,
 session with the same URL: uploads and everything else of the old session are gone), upload a
 few files, look at another sample set; after every step, no exception.
 
-Three walks of ``FEATLIB_WALK_STEPS`` steps each (default 20: a step is one or two reruns of
-about a second on two cores, so 60 steps keep the walk near two minutes), seeded from
-``FEATLIB_WALK_SEED`` (default 0). A failure prints every step so far (with its seconds) and
+Three walks of ``FEATLIB_WALK_STEPS`` steps each (default 50: a step is one or two reruns,
+0.6 s on two idle cores and 2.5 s on busy ones, so 150 steps take two to six minutes), seeded
+from ``FEATLIB_WALK_SEED`` (default 0). A failure prints every step so far (with its seconds) and
 the command that replays the walk up to the failing step.
 
 To stay affordable the walk mostly uses MobileNetV2 (fast) and the bundled photos, keeps to a
@@ -33,7 +33,7 @@ from ui.sidebar import POOLINGS, WEIGHTS
 offline = test_app.offline  # autouse here too: offline, empty caches, a fresh store
 
 SEED = int(os.environ.get("FEATLIB_WALK_SEED", "0"))
-STEPS = int(os.environ.get("FEATLIB_WALK_STEPS", "20"))
+STEPS = int(os.environ.get("FEATLIB_WALK_STEPS", "50"))
 PAGES = ["app_pages/home.py", "app_pages/feature_maps.py", "app_pages/projections.py",
          "app_pages/neighbours.py", "app_pages/checks.py", "app_pages/teaching.py",
          "app_pages/model.py"]  # fmt: skip

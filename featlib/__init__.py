@@ -72,12 +72,22 @@ _EXPORTS = {
     "featlib.saliency": ["GradCam", "gradcam"],
     "featlib.channels": [
         "ChannelHits",
+        "LayerScan",
         "Maximized",
+        "channel_hits",
         "maximize_channel",
         "receptive_field_box",
+        "scan_layer",
         "top_activations",
     ],
-    "featlib.sweep": ["Sweep", "layer_sweep", "sweep_scores"],
+    "featlib.sweep": [
+        "Sweep",
+        "describe_sweep",
+        "islands",
+        "layer_sweep",
+        "sweep_problem",
+        "sweep_scores",
+    ],
 }
 
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -24,7 +24,8 @@ PUBLIC = [
     "open_source", "order_by_label", "procrustes_align", "project", "projector_zip",
     "report_thumbnails", "resize_image", "similarity_matrix", "top_channels", "vectors_npz",
     "Sweep", "layer_sweep", "sweep_scores", "ChannelHits", "Maximized", "maximize_channel",
-    "receptive_field_box", "top_activations",
+    "receptive_field_box", "top_activations", "describe_sweep", "islands", "sweep_problem",
+    "LayerScan", "channel_hits", "scan_layer",
     "warm_up_umap", "weights_key", "fetch_weights", "import_weights", "read_features",
 ]  # fmt: skip
 

@@ -102,6 +102,8 @@ def _caption(row: dict, index_column: str, score_column: str, names, labels) -> 
     text = f"{names[i]} · {labels[i] or '(no label)'} · {score_column} {row[score_column]:.4g}"
     if row.get("suggested_label"):
         text += f" · probe says {row['suggested_label']}"
+    if row.get("evidence") and index_column == "index_b":  # a pair's evidence, said once
+        text += f" · {row['evidence']}"
     return text
 
 

@@ -55,6 +55,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from featlib.errors import FeatlibError
+from featlib.hashes import MATCH_BITS, hash_candidates, image_hashes, match, match_bound
 from featlib.neighbors import _as_features, _l2_normalize, nearest_all
 
 __all__ = [
@@ -126,7 +127,9 @@ DEFAULT_THRESHOLDS: Mapping[str, float | None] = MappingProxyType(
 _DESCRIPTIONS = {
     "exact_duplicates": "files with identical bytes (score: copies of that content)",
     "near_duplicates": "pairs whose features (centred on the set's mean) have cosine "
-    "similarity above the threshold",
+    "similarity above the threshold, or whose perceptual hashes match (pHash and dHash of the "
+    f"whole, mirrored, cropped or centre, at most {MATCH_BITS} of 128 bits apart, fewer in a "
+    "set of alike pictures); the evidence says which",
     "outliers": "mean cosine distance (features centred on the set's mean) to the nearest "
     "other images above the threshold; an image with a copy or near duplicate is none",
     "label_issues": "probability of the given label (out of fold) below the threshold, "
@@ -219,6 +222,8 @@ class IssueTable:
             are never flagged (outliers: an image with a near duplicate is not an outlier;
             :meth:`CheckReport.with_thresholds` keeps it equal to the near-duplicate
             threshold).
+        match_column: a boolean column; rows where it is True are flagged at any threshold
+            (near duplicates whose perceptual hashes match).
     """
 
     issue: str
@@ -231,6 +236,7 @@ class IssueTable:
     min_threshold: float | None = None
     exclude_column: str | None = None
     exclude_at: float | None = None
+    match_column: str | None = None
 
     @property
     def title(self) -> str:
@@ -258,6 +264,8 @@ class IssueTable:
                 flags = scores > self.threshold
             else:
                 flags = scores < self.threshold
+        if self.match_column is not None:
+            flags |= self.column(self.match_column).astype(bool)
         if self.eligible_column is not None:
             flags &= self.column(self.eligible_column).astype(bool)
         if self.exclude_column is not None and self.exclude_at is not None:
@@ -553,16 +561,31 @@ class CheckReport:
                     scores[i], flags[i] = scores[first], flags[first]
         return scores, flags
 
+    def _pair_evidence(self, table: IssueTable) -> list[str | None]:
+        """Per image, the evidence of its closest pair ("with b.png: mirrored copy; features
+        0.91"), passed on to its copies; None when it is in no pair."""
+        evidence: list[str | None] = [None] * len(self.names)
+        for row in table.as_dicts():  # closest first
+            for i, other in ((row["index_a"], "name_b"), (row["index_b"], "name_a")):
+                if evidence[i] is None:
+                    evidence[i] = f"with {row[other]}: {row['evidence']}"
+        return [evidence[first] for first in self.groups]
+
     def to_csv(self) -> str:
         """One row per image: its identity, then a score and a 0/1 flag per computed issue
         (and, when label issues were checked, the label the probe prefers where it disagrees
-        with the given one). Empty cell: no score."""
+        with the given one; for near duplicates, the evidence of the image's closest pair).
+        Empty cell: no score."""
         columns = ["index", "name", "sha256", "label", "split"]
         per_issue = []
         suggested: dict[int, str] = {}
+        evidence: list = []
         for issue, table in self.tables.items():
             columns += [f"{issue}_score", f"{issue}_flag"]
             per_issue.append(self._per_image(table))
+            if issue == "near_duplicates":
+                columns.append("near_duplicates_evidence")
+                evidence = self._pair_evidence(table)
             if issue == "label_issues":
                 columns.append("suggested_label")
                 suggested = {
@@ -577,6 +600,8 @@ class CheckReport:
             row = [i, name, self.sha256s[i], self.labels[i], self.splits[i]]
             for issue, (scores, flags) in zip(self.tables, per_issue, strict=True):
                 row += [scores[i], int(flags[i])]
+                if issue == "near_duplicates":
+                    row.append(evidence[i])
                 if issue == "label_issues":
                     row.append(suggested.get(i))
             writer.writerow([_csv_value(v) for v in row])
@@ -777,17 +802,38 @@ def check_dataset(
     tables: dict[str, IssueTable] = {}
     skipped: dict[str, str] = {}
     tables["exact_duplicates"] = _exact_duplicates(groups, names, splits)
+    hashes = None
+    if pixels is not None:
+        if len(pixels) != n:
+            raise FeatlibError(f"pixels must have one image per row ({n}). Received: {len(pixels)}")
+        stats, pixel_sizes, hashes = _pixel_stats(pixels, names)
+        hashes = hashes[unique]
+        tables.update(_quality_tables(stats, names))
+        sizes = pixel_sizes if sizes is None else sizes
+    else:
+        for issue in ("dark", "overexposed", "blurry", "low_information", "grayscale"):
+            skipped[issue] = "no pixels were given"
     if len(unique) >= 2:
         # Pooled ReLU features all point into one orthant, so raw cosines crowd near 1;
         # centred on the set's mean, a copy stays near 1 while merely similar images fall.
         distinct = x[unique]
         centred = distinct - distinct.mean(axis=0) if len(unique) > 2 else distinct
         nn_idx, nn_sim = nearest_all(centred, k=max(n_neighbors, _NEAR_NEIGHBORS))
-        tables["near_duplicates"] = _near_duplicates(
-            unique, nn_idx, nn_sim, names, splits, near_duplicate_floor
+        near = _near_duplicates(
+            unique,
+            centred,
+            nn_idx,
+            nn_sim,
+            hashes,
+            names,
+            splits,
+            near_duplicate_floor,
+            random_state,
         )
+        tables["near_duplicates"] = near
+        nearest = _best_pair_scores(near, unique, nn_sim)
         tables["outliers"] = _outliers(
-            unique, groups, nn_sim[:, :n_neighbors], names, tables["near_duplicates"].threshold
+            unique, groups, nn_sim[:, :n_neighbors], nearest, names, near.threshold
         )
     else:
         reason = "every image has the same content"
@@ -797,15 +843,6 @@ def check_dataset(
         skipped["label_issues"] = skipped["separability"] = reason
     else:
         tables["label_issues"] = label_table
-    if pixels is not None:
-        if len(pixels) != n:
-            raise FeatlibError(f"pixels must have one image per row ({n}). Received: {len(pixels)}")
-        stats, pixel_sizes = _pixel_stats(pixels, names)
-        tables.update(_quality_tables(stats, names))
-        sizes = pixel_sizes if sizes is None else sizes
-    else:
-        for issue in ("dark", "overexposed", "blurry", "low_information", "grayscale"):
-            skipped[issue] = "no pixels were given"
     if sizes is not None:
         sizes = _sizes(sizes, n)
         tables.update(_size_tables(sizes, names))
@@ -1012,39 +1049,70 @@ def _default_threshold(issue: str, values, direction: str) -> float | None:
     return min(bound, fence) if direction == "below" else max(bound, fence)
 
 
-def _near_duplicates(unique, nn_idx, nn_sim, names, splits, floor) -> IssueTable:
-    pairs: dict[tuple[int, int], float] = {}
+def _near_duplicates(
+    unique, centred, nn_idx, nn_sim, hashes, names, splits, floor, random_state
+) -> IssueTable:
+    """Candidate pairs from the features' nearest neighbours (cosine at least ``floor``) and,
+    with pixels, from the hashes (within the set's match bound), with the evidence of each."""
+    features: dict[tuple[int, int], float] = {}
     for u, (neigh, sims) in enumerate(zip(nn_idx, nn_sim, strict=True)):
         for v, sim in zip(neigh, sims, strict=True):
             if sim < floor:
                 break
-            a, b = int(unique[min(u, v)]), int(unique[max(u, v)])
-            pairs[(a, b)] = min(float(sim), 1.0)
-    rows = [
-        (a, b, names[a], names[b], splits[a], splits[b], _leak(splits[a], splits[b]), sim)
-        for (a, b), sim in pairs.items()
-    ]
+            features[(min(u, int(v)), max(u, int(v)))] = min(float(sim), 1.0)
+    pairs = set(features)
+    if hashes is not None:
+        bound = match_bound(hashes, random_state)
+        pairs.update(hash_candidates(hashes, _NEAR_NEIGHBORS, bound))
+    unit = _l2_normalize(centred)
+    rows = []
+    for u, v in pairs:
+        similarity = features.get((u, v), min(float(unit[u] @ unit[v]), 1.0))
+        distance, matched, evidence = None, False, [f"features {similarity:.2f}"]
+        if hashes is not None:
+            distance, words = match(hashes[u], hashes[v])
+            matched = distance <= bound
+            if matched:
+                evidence.insert(0, words)
+        a, b = int(unique[u]), int(unique[v])
+        rows.append(
+            (a, b, names[a], names[b], splits[a], splits[b], _leak(splits[a], splits[b]),
+             distance, matched, "; ".join(evidence), similarity)
+        )  # fmt: skip
     rows.sort(key=lambda r: (-r[-1], r[0], r[1]))
     return IssueTable(
         issue="near_duplicates",
-        columns=(*_PAIR_COLUMNS, "similarity"),
+        columns=(*_PAIR_COLUMNS, "hash_distance", "hashes_match", "evidence", "similarity"),
         rows=tuple(rows),
         score_column="similarity",
         threshold=max(
             _fence("near_duplicates", nn_sim[:, 0]) or 0.0, DEFAULT_THRESHOLDS["near_duplicates"]
         ),
         min_threshold=float(floor),
+        match_column="hashes_match",
     )
 
 
-def _outliers(unique, groups, nn_sim, names, near_threshold) -> IssueTable:
+def _best_pair_scores(near: IssueTable, unique, nn_sim) -> np.ndarray:
+    """Per distinct content, its nearest neighbour's similarity; 1.0 when its hashes match
+    another image's (a near duplicate at any threshold)."""
+    best = nn_sim[:, 0].astype(np.float64).clip(max=1.0)
+    position = {int(g): p for p, g in enumerate(unique)}
+    for row in near.as_dicts():
+        if row["hashes_match"]:
+            best[position[row["index_a"]]] = best[position[row["index_b"]]] = 1.0
+    return best
+
+
+def _outliers(unique, groups, nn_sim, nearest, names, near_threshold) -> IssueTable:
     """Mean distance to the nearest other contents; an image whose content has a copy or a
-    near duplicate (nearest similarity 1.0 / at least ``near_threshold``) is never flagged."""
+    near duplicate (``nearest`` similarity 1.0 / at least ``near_threshold``) is never
+    flagged."""
     unique_scores = 1.0 - nn_sim.astype(np.float64).mean(axis=1)
     copied = {g for g, count in Counter(groups.tolist()).items() if count > 1}
     of = {
-        u: (score, 1.0 if u in copied else min(float(sim), 1.0))
-        for u, score, sim in zip(unique.tolist(), unique_scores.tolist(), nn_sim[:, 0], strict=True)
+        u: (score, 1.0 if u in copied else float(sim))
+        for u, score, sim in zip(unique.tolist(), unique_scores.tolist(), nearest, strict=True)
     }
     rows = [(i, names[i], of[g][1], of[g][0]) for i, g in enumerate(groups.tolist())]
     rows.sort(key=lambda r: (-r[3], r[0]))
@@ -1173,9 +1241,11 @@ def _silhouette(data, y, random_state) -> float | None:
     return float(silhouette_score(data, y, metric="cosine"))
 
 
-def _pixel_stats(pixels, names) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Per image: brightness, Laplacian variance, entropy, channel spread; and (w, h)."""
+def _pixel_stats(pixels, names) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
+    """Per image: brightness, Laplacian variance, entropy, channel spread; (w, h); and its
+    perceptual hashes (:func:`featlib.hashes.image_hashes`), from the same decoded pixels."""
     stats = np.empty((len(pixels), 4))
+    hashes = []
     sizes = []
     for i, image in enumerate(pixels):
         arr = np.asarray(image)
@@ -1207,7 +1277,9 @@ def _pixel_stats(pixels, names) -> tuple[np.ndarray, list[tuple[int, int]]]:
             gray = gray.reshape(h // step, step, w // step, step).mean(axis=(1, 3))
         # Entropy of the 8-bit grey histogram: skimage.measure.shannon_entropy's value from
         # a 256-bin count, without np.unique's sort and scipy.stats' per-call overhead.
-        counts = np.bincount(np.round(gray * 255).astype(np.uint8).ravel(), minlength=256)
+        gray8 = np.round(gray * 255).astype(np.uint8)
+        hashes.append(image_hashes(gray8))
+        counts = np.bincount(gray8.ravel(), minlength=256)
         p = counts[counts > 0] / counts.sum()
         stats[i] = (
             gray.mean(),
@@ -1215,7 +1287,7 @@ def _pixel_stats(pixels, names) -> tuple[np.ndarray, list[tuple[int, int]]]:
             float(-(p * np.log2(p)).sum()),
             spread,
         )
-    return stats, sizes
+    return stats, sizes, np.array(hashes)
 
 
 def _per_image_table(issue, values, names, direction, extra=None) -> IssueTable:

@@ -7,6 +7,7 @@ import io
 import zipfile
 
 import pytest
+from PIL import Image, ImageOps
 
 import featlib
 from featlib.checks import TITLES
@@ -152,3 +153,16 @@ def test_three_images_two_of_them_one_file():
     assert table.loc["Exact duplicates", "pairs"] == "1"
     assert table.loc["Outliers", "images"] == "0"
     assert "Exact duplicates (1 pair)" in at.radio(key=state.GALLERY).options
+
+
+def test_a_mirrored_copy_is_shown_with_its_evidence():
+    """Noise pictures and a mirrored copy of one: the pair's caption says why it was flagged."""
+    original = Image.open(io.BytesIO(png(0)))
+    buf = io.BytesIO()
+    ImageOps.mirror(original).save(buf, "PNG")
+    files = [(f"{i}.png", png(i)) for i in range(5)] + [("mirrored.png", buf.getvalue())]
+    at = uploaded(files, **SMALL)
+    assert summary(at).loc["Near duplicates", "pairs"] == "1"
+    at.radio(key=state.GALLERY).set_value("near_duplicates").run()
+    captions = [img.caption for image in at.get("image") for img in image.proto.imgs]
+    assert any("mirrored.png" in c and "mirrored copy" in c for c in captions), captions

@@ -72,13 +72,15 @@ def _planted_pixels(n):
     """n textured images of 48-96 px, the last few replaced by planted problems."""
     rng = np.random.default_rng(1)
     images = [_texture(rng, *rng.integers(48, 97, size=2)) for _ in range(n)]
-    normal = _texture(rng, 64, 64)
+    # A picture of its own for each problem: one picture darkened and blurred would be two
+    # copies of it, near duplicates by their hashes.
+    dark, blurry, overexposed, grayscale = (_texture(rng, 64, 64) for _ in range(4))
     planted = {
-        "dark": (normal * 0.1).astype(np.uint8),
-        "blurry": gaussian(normal, sigma=3, channel_axis=-1, preserve_range=True).astype(np.uint8),
+        "dark": (dark * 0.1).astype(np.uint8),
+        "blurry": gaussian(blurry, sigma=3, channel_axis=-1, preserve_range=True).astype(np.uint8),
         "tiny": _texture(rng, 16, 16),
-        "overexposed": (normal * 0.2 + 200).astype(np.uint8),
-        "grayscale": np.repeat(normal[..., :1], 3, axis=2),
+        "overexposed": (overexposed * 0.2 + 200).astype(np.uint8),
+        "grayscale": np.repeat(grayscale[..., :1], 3, axis=2),
         "odd_aspect": _texture(rng, 32, 160),  # 5:1
         "low_information": np.full((64, 64, 3), (120, 60, 30), np.uint8),
     }
@@ -200,7 +202,7 @@ def test_odd_size_flags_the_tiny_image_only(planted):
 
 def test_entropy_is_skimage_shannon_entropy():
     img = _texture(np.random.default_rng(5), 40, 50)
-    stats, sizes = checks._pixel_stats([img], ["x"])
+    stats, sizes, _ = checks._pixel_stats([img], ["x"])
     expected = shannon_entropy(np.round(rgb2gray(img) * 255).astype(np.uint8))
     assert stats[0, 2] == pytest.approx(expected, rel=1e-2)
     assert sizes == [(50, 40)]
@@ -208,7 +210,7 @@ def test_entropy_is_skimage_shannon_entropy():
 
 def test_blur_score_is_variance_of_skimage_laplace():
     img = _texture(np.random.default_rng(7), 60, 70)
-    stats, _ = checks._pixel_stats([img], ["x"])
+    stats, _, _ = checks._pixel_stats([img], ["x"])
     gray = (img.astype(np.float32) @ checks._GRAY_WEIGHTS) / 255
     np.testing.assert_allclose(gray, rgb2gray(img), atol=1e-5)
     assert stats[0, 1] == pytest.approx(laplace(gray).var() * 255**2, rel=1e-5)
@@ -217,7 +219,7 @@ def test_blur_score_is_variance_of_skimage_laplace():
 def test_blur_score_does_not_depend_on_resolution():
     img = _texture(np.random.default_rng(6), 256, 256)
     big = np.repeat(np.repeat(img, 4, axis=0), 4, axis=1)  # 1024 px, same content
-    stats, _ = checks._pixel_stats([img, big], ["small", "big"])
+    stats, _, _ = checks._pixel_stats([img, big], ["small", "big"])
     assert stats[1, 1] == pytest.approx(stats[0, 1], rel=1e-4)
 
 

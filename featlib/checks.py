@@ -562,10 +562,12 @@ class CheckReport:
         return scores, flags
 
     def _pair_evidence(self, table: IssueTable) -> list[str | None]:
-        """Per image, the evidence of its closest pair ("with b.png: mirrored copy; features
-        0.91"), passed on to its copies; None when it is in no pair."""
+        """Per image, the evidence of its closest flagged pair, else of its closest pair
+        ("with b.png: mirrored copy; features 0.31"), passed on to its copies; None when it is
+        in no pair."""
         evidence: list[str | None] = [None] * len(self.names)
-        for row in table.as_dicts():  # closest first
+        rows = table.as_dicts()  # closest first
+        for row in [r for r in rows if r["flagged"]] + [r for r in rows if not r["flagged"]]:
             for i, other in ((row["index_a"], "name_b"), (row["index_b"], "name_a")):
                 if evidence[i] is None:
                     evidence[i] = f"with {row[other]}: {row['evidence']}"

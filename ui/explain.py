@@ -47,12 +47,13 @@ late one (similar content). The matrix shows every pair at once, grouped by labe
 squares on the diagonal mean a label's images look alike to the layer.
 """,
     "checks": """
-The network's features make a quick health check of a labelled set. **Duplicates** are files
-with the same bytes, or pictures whose features are almost identical (also across train and test:
-*leakage*). **Outliers** are far from all other images. A **label issue** is an image whose label
-a simple model, trained on the other images, finds unlikely. **Image quality** comes from the
-pixels (brightness, sharpness, information). **Separability** asks whether a straight line in
-feature space can tell the labels apart: if it cannot, a model will struggle too.
+The network's features make a quick health check of a labelled set. **Duplicates** are files with
+the same bytes, or pictures whose features are almost identical or whose perceptual hashes match
+(resized, cropped, slightly rotated, mirrored or re-encoded copies; also across train and test:
+*leakage*). **Outliers** are far from all other images. A **label issue** is an image whose label a
+simple model, trained on the other images, finds unlikely. **Image quality** comes from the pixels
+(brightness, sharpness, information). **Separability** asks whether a straight line in feature
+space can tell the labels apart: if it cannot, a model will struggle too.
 """,
     "sweep": """
 Each block of the network turns the image into a new set of

@@ -25,13 +25,13 @@ import functools
 import logging
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 import featlib
+from featlib._files import replaced_atomically
 from featlib.errors import FeatlibError
 from featlib.features import POOLINGS, PRECISIONS
 from featlib.images import RESIZE_MODES
@@ -78,13 +78,6 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_path(out: Path):
-    """A temporary file beside ``out``; the caller renames it over ``out`` when complete."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def write_features(out: Path, features) -> None:
     """Write ``Features`` to ``.npz`` or ``.parquet``, atomically (temporary file, rename).
 
@@ -99,8 +92,7 @@ def write_features(out: Path, features) -> None:
     """
     names = list(features.features)
     labels = ["" if lab is None else str(lab) for lab in features.labels]
-    tmp = _atomic_path(out)
-    try:
+    with replaced_atomically(out) as tmp:
         if out.suffix == ".npz":
             arrays = (
                 {"features": features.features[names[0]]}
@@ -130,18 +122,13 @@ def write_features(out: Path, features) -> None:
                     pa.array(matrix.reshape(-1), pa.float32()), matrix.shape[1]
                 )
             pq.write_table(pa.table(columns), tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _write_errors(path: Path, errors) -> None:
-    tmp = _atomic_path(path)
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with replaced_atomically(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["file", "reason"])
         writer.writerows([r.name, r.error] for r in errors)
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -396,12 +383,8 @@ def cmd_check(args) -> int:
         text = report.to_csv()
     else:
         text = report.to_html(report_thumbnails(report, image_set, feats.records))
-    tmp = _atomic_path(out)
-    try:
+    with replaced_atomically(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     columns = ["issue", "images", "pairs", "threshold", "note"]
     print(format_table([[row[c] for c in columns] for row in report.summary_rows()], columns))
     for fact in report.facts:

@@ -32,12 +32,12 @@ import logging
 import os
 import sqlite3
 import sys
-import tempfile
 from pathlib import Path
 
 import diskcache
 import numpy as np
 
+from featlib._files import replaced_atomically
 from featlib.errors import StoreError
 
 __all__ = ["DEFAULT_SIZE_LIMIT", "FeatureStore", "default_cache_dir", "read_json", "update_json"]
@@ -74,17 +74,10 @@ def update_json(name: str, key: str, value) -> None:
     path = default_cache_dir() / name
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".json")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        with replaced_atomically(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
     except OSError:
         log.debug("could not write %s", path, exc_info=True)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class _NoPickleDisk(diskcache.Disk):

@@ -29,13 +29,13 @@ import importlib.util
 import os
 import shutil
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from featlib._files import replaced_atomically
 from featlib.errors import ModelFileError, OptionError, WeightsUnavailableError
 from featlib.registry import (
     REGISTRY,
@@ -270,19 +270,15 @@ def _checked(path: Path, file: KerasFile) -> Path:
     return path
 
 
-def _temporary_beside(dest: Path) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
+def _placing(file: KerasFile):
+    """A temporary file in the Keras cache, renamed to ``file.path`` only once it is checked."""
+    file.path.parent.mkdir(parents=True, exist_ok=True)
     # Ends in the same suffix, so Keras can load it as what it will be (.h5: legacy HDF5).
-    fd, tmp = tempfile.mkstemp(
-        dir=dest.parent, prefix=f".{dest.name}.", suffix=f".part{dest.suffix}"
-    )
-    os.close(fd)
-    return Path(tmp)
+    return replaced_atomically(file.path, f".part{file.path.suffix}")
 
 
 def _download(file: KerasFile, progress: bool) -> Path:
-    tmp = _temporary_beside(file.path)
-    try:
+    with _placing(file) as tmp:
         try:
             with urllib.request.urlopen(file.url, timeout=TIMEOUT_S) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
@@ -300,9 +296,6 @@ def _download(file: KerasFile, progress: bool) -> Path:
                 f"The download of {file.fname} from {file.url} does not have the checksum Keras "
                 f"expects ({file.file_hash}); nothing was placed. {file.how_to_get()}"
             )
-        os.replace(tmp, file.path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return file.path
 
 
@@ -421,8 +414,7 @@ def import_weights(
     file = keras_file(spec.name, top)
     if file.path.is_file() and file_sha256(file.path) == file_sha256(source):
         return file.path
-    tmp = _temporary_beside(file.path)
-    try:
+    with _placing(file) as tmp:
         shutil.copyfile(source, tmp)  # checked as copied, then renamed into place
         if not hash_matches(tmp, file.file_hash):
             raise ModelFileError(
@@ -432,9 +424,6 @@ def import_weights(
             )
         if file.file_hash is None:
             _check_loads(spec, top, source, tmp)
-        os.replace(tmp, file.path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return file.path
 
 

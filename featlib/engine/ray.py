@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from featlib._files import replaced_atomically
 from featlib.engine.shards import FEATURE_PREFIX, SETTINGS_KEY, done_rows, to_features
 from featlib.errors import FeatlibError, OptionError
 from featlib.features import layer_names
@@ -238,10 +239,9 @@ class ShardSink(Datasink):
         ok = table.filter(pc.invert(failed)).drop_columns(["error"])
         if ok.num_rows:
             name = f"part-{uuid.uuid4().hex}.parquet"
-            tmp = self.folder / f".{name}"
             meta = {SETTINGS_KEY: json.dumps(self.settings, sort_keys=True).encode()}
-            pq.write_table(ok.replace_schema_metadata(meta), tmp)
-            os.replace(tmp, self.folder / name)
+            with replaced_atomically(self.folder / name) as tmp:
+                pq.write_table(ok.replace_schema_metadata(meta), tmp)
         return ok.num_rows, errors
 
     def on_write_complete(self, write_result) -> None:

@@ -54,6 +54,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from featlib._uri import is_uri, read_uri
 from featlib.errors import ArchiveError, FeatlibError, ImageError, SourceError
 
 __all__ = [
@@ -533,9 +534,9 @@ class ImageSet:
             raise ImageError(record.name, "the file changed since the set was built; rebuild it")
         return data
 
-    def file(self, record: ImageRecord) -> Path | None:
-        """The file a usable record is read from; None for in-memory sources (uploads, ZIPs,
-        samples), whose bytes ``read_bytes`` gives.
+    def file(self, record: ImageRecord) -> Path | str | None:
+        """The file a usable record is read from (a path, or the URI a CSV gave); None for
+        in-memory sources (uploads, ZIPs, samples), whose bytes ``read_bytes`` gives.
 
         Example::
 
@@ -670,7 +671,7 @@ class _Builder:
         return record
 
     def add_path(
-        self, name: str, path: Path, label: str | None = None, split: str | None = None
+        self, name: str, path: Path | str, label: str | None = None, split: str | None = None
     ) -> None:
         try:
             data = _read_file(path, name, self.limits)
@@ -692,8 +693,11 @@ def _too_many(what: str, limits: ImageLimits) -> SourceError:
     )
 
 
-def _read_file(path: Path, name: str, limits: ImageLimits) -> bytes:
-    """Read a regular file of at most ``max_file_bytes``; never more than that + 1 bytes."""
+def _read_file(path: Path | str, name: str, limits: ImageLimits) -> bytes:
+    """Read a regular file (or a URI's, see ``featlib._uri``) of at most ``max_file_bytes``;
+    never more than that + 1 bytes."""
+    if isinstance(path, str) and is_uri(path):
+        return read_uri(path, name, limits.max_file_bytes, lambda n: _too_big(n, limits))
     try:
         with open(path, "rb") as fh:
             info = os.fstat(fh.fileno())
@@ -1047,7 +1051,9 @@ def from_csv(path: str | os.PathLike, limits: ImageLimits | None = None) -> Imag
     A first row starting with ``path`` is a header naming the columns (``path``, ``label``,
     ``split`` in any order); otherwise the columns are positional. Paths are relative to the CSV's
     folder, with "/" or "\\" separators; an absolute path, or one that leads outside that folder
-    through ``..`` or a symbolic link, gets an error record. Empty labels and splits are None.
+    through ``..`` or a symbolic link, gets an error record. A URI (``s3://bucket/cat/1.jpg``,
+    ``gs://...``) is read through pyarrow's file systems, where this pyarrow has the scheme;
+    otherwise it gets an error record. Empty labels and splits are None.
 
     Args:
         path: the CSV file (UTF-8, a byte-order mark allowed).
@@ -1107,6 +1113,9 @@ def _add_csv_row(
         split = _SPLITS.get(split.lower(), split)
     if raw is None or "\x00" in raw:
         builder.error(f"row {line}", "no usable path in this row", label, split)
+        return
+    if is_uri(raw):  # read through pyarrow's file systems (S3, GCS, HDFS...)
+        builder.add_path(raw, raw, label, split)
         return
     rel = raw.replace("\\", "/")
     if rel.startswith("/") or re.match(r"[A-Za-z]:", rel):

@@ -4,6 +4,7 @@ duplicate rows."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -23,6 +24,8 @@ from featlib.cli import main
 from featlib.engine import ray as engine
 from featlib.engine.shards import errors_path, shard_files
 from featlib.errors import FeatlibError
+from featlib.extraction import resolve_precision
+from tests.fake_s3 import fake_s3
 
 pytestmark = pytest.mark.slow
 
@@ -119,6 +122,48 @@ def test_same_vectors_as_the_local_engine_error_rows_and_resume(local_ray, folde
     assert len(names) == len(set(names)) == 8
     with pytest.raises(FeatlibError, match="other settings \\(pooling\\)"):
         engine.extract_to(out, featlib.open_source(folder), {**EXTRACT, "pooling": "max"})
+
+
+def test_a_csv_of_s3_uris_is_read_by_the_workers(local_ray, folder, tmp_path):
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.jpg"))
+    with fake_s3(folder.parent) as uri:
+        rows = [f"{uri(f'{folder.name}/{f}')},{f.split('/')[0]}" for f in files]
+        (tmp_path / "s3.csv").write_text("\n".join([*rows, f"{uri('nothing/here.jpg')},x"]))
+        image_set = featlib.open_source(tmp_path / "s3.csv")
+        out = tmp_path / "s3.parquet"
+        run = engine.extract_to(out, image_set, EXTRACT, batch_size=4)
+    backbone = featlib.load_backbone("mobilenetv2", "random", input_size=SIZE)
+    local = featlib.extract_set(backbone, featlib.open_source(folder), ["out_relu"],
+                                precision="float32")  # fmt: skip
+    (broken,) = local.errors
+    reasons = {r.name.split("?")[0]: r.error for r in run.errors}
+    assert reasons == {
+        f"s3://key:secret@images/{broken.name}": broken.error,
+        "s3://key:secret@nothing/here.jpg": "file not found",
+    }
+    got = featlib.read_features(out)
+    theirs = {r.sha256: local.features["out_relu"][i] for i, r in enumerate(local.records)}
+    assert len(got.records) == len(theirs) == 6
+    for i, r in enumerate(got.records):
+        ours = got.features["out_relu"][i]
+        assert np.linalg.norm(ours - theirs[r.sha256]) <= 1e-5 * np.linalg.norm(theirs[r.sha256])
+
+
+def test_shards_record_the_precision_auto_resolved_to(local_ray, folder, tmp_path):
+    out = tmp_path / "auto.parquet"
+    auto = {**EXTRACT, "layers": ["out_relu"], "precision": "auto"}
+    engine.extract_to(out, featlib.open_source(folder), auto, batch_size=8)
+    (shard,) = shard_files(out)
+    recorded = json.loads(pq.read_schema(shard).metadata[b"featlib"])["precision"]
+    assert recorded == resolve_precision("auto")
+
+    again = engine.extract_to(out, featlib.open_source(folder), auto)
+    assert (again.written, again.skipped) == (0, 6)
+    same = engine.extract_to(out, featlib.open_source(folder), {**auto, "precision": recorded})
+    assert (same.written, same.skipped) == (0, 6)
+    other = "float32" if recorded != "float32" else "bfloat16"
+    with pytest.raises(FeatlibError, match="other settings \\(precision\\)"):
+        engine.extract_to(out, featlib.open_source(folder), {**auto, "precision": other})
 
 
 class KilledOnce(engine.Extract):

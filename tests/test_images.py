@@ -21,6 +21,7 @@ from PIL import Image
 
 from featlib import images as fi
 from featlib.errors import ArchiveError, FeatlibError, ImageError, SourceError
+from tests.fake_s3 import fake_s3
 
 # --- builders ------------------------------------------------------------------------------------
 
@@ -735,6 +736,32 @@ def test_csv_source(tmp_path):
     assert "a folder, not a file" in reasons[8]
     assert "no usable path" in reasons[9]
     assert image_set.load_batch(image_set.ok, (4, 4)).shape == (3, 4, 4, 3)
+
+
+def test_csv_of_uris_reads_them_through_pyarrow(tmp_path):
+    bucket = tmp_path / "served" / "bucket"
+    write_tree(bucket, {"cat/a.png": noise(1), "big.png": noise(2, size=(64, 64))})
+    with fake_s3(tmp_path / "served") as uri:
+        rows = [
+            f"{uri('bucket/cat/a.png')},cat",
+            f"{uri('bucket/missing.png')},dog",
+            f"{uri('bucket/big.png')},dog",
+            "nosuchscheme://bucket/a.png,cat",
+            f"file://{bucket / 'cat' / 'a.png'},cat",
+        ]
+        (tmp_path / "list.csv").write_text("\n".join(rows))
+        limits = fi.ImageLimits(max_file_bytes=len(noise(2, size=(64, 64))) - 1)
+        image_set = fi.from_csv(tmp_path / "list.csv", limits)
+        (ok,) = image_set.ok
+        assert (ok.name, ok.label) == (rows[0][:-4], "cat")
+        assert ok.sha256 == hashlib.sha256(noise(1)).hexdigest()
+        assert image_set.read_bytes(ok) == noise(1)  # read again through pyarrow, hash checked
+        assert image_set.file(ok) == ok.name
+    reasons = [r.error for r in image_set.records[1:]]
+    assert reasons[0] == "file not found"
+    assert "too large" in reasons[1]
+    assert "cannot be read through pyarrow (Unrecognized filesystem type" in reasons[2]
+    assert "file:// URI refused" in reasons[3]
 
 
 def test_csv_without_header_is_positional(tmp_path):

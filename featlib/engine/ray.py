@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from featlib._files import replaced_atomically
+from featlib._uri import is_uri
 from featlib.engine.shards import FEATURE_PREFIX, SETTINGS_KEY, done_rows, to_features
 from featlib.errors import FeatlibError, OptionError
 from featlib.features import layer_names
@@ -86,11 +87,13 @@ class Extract:
     Batches are ``pyarrow.Table`` (``batch_format="pyarrow"``) with either ``path`` and
     ``bytes`` (what ``ray.data.read_binary_files(..., include_paths=True)`` gives), or the rows
     ``extract_to`` makes: ``path``, ``sha256``, ``label``, ``split``, ``width``, ``height``,
-    ``mode`` and the image as ``file`` (a path every worker can read) or ``bytes``.
+    ``mode`` and the image as ``file`` (a path or a URI every worker can read) or ``bytes``.
 
     Returns (per batch) a ``pyarrow.Table`` with ``path``, ``sha256``, ``label``, ``split``,
-    one fixed-size ``list<float32>`` column ``features/<layer>`` per layer, and ``error``: null
-    for a usable image, else why it could not be used (its vectors are then null).
+    one fixed-size ``list<float32>`` column ``features/<layer>`` per layer, ``error``: null
+    for a usable image, else why it could not be used (its vectors are then null), and
+    ``precision``: the precision the vectors were computed in (``"auto"`` resolved on the
+    worker's own hardware).
 
     Example::
 
@@ -169,6 +172,7 @@ class Extract:
                 pa.array(matrix.reshape(-1)), width, mask=pa.array(failed)
             )
         columns["error"] = pa.array([r.error for r in rows], pa.string())
+        columns["precision"] = pa.array([ex.precision] * len(rows), pa.string())
         return pa.table(columns)
 
 
@@ -191,7 +195,9 @@ def _image_set(batch: pa.Table) -> ImageSet:
         for i in range(n)
     ]  # fmt: skip
     blobs = {r.sha256: b for r, b in zip(records, data, strict=True) if b is not None}
-    paths = {r: Path(f) for r, f in zip(records, files, strict=True) if f is not None}
+    paths = {
+        r: f if is_uri(f) else Path(f) for r, f in zip(records, files, strict=True) if f is not None
+    }
     return ImageSet(records, blobs=blobs, paths=paths)
 
 
@@ -207,12 +213,14 @@ def _error_records(failed: pa.Table) -> list[ImageRecord]:
 
 
 class ShardSink(Datasink):
-    """Writes the usable rows of each write task as one Parquet shard in ``folder`` and hands
-    the failed rows back to the driver (``errors``), where they are few.
+    """Writes the usable rows of each write task as one Parquet shard in ``folder`` (one per
+    precision the workers resolved: a cluster of mixed hardware may resolve ``"auto"``
+    differently) and hands the failed rows back to the driver (``errors``), where they are few.
 
     Args:
         folder: the output folder (created).
-        settings: recorded in each shard's schema metadata (see ``featlib.engine.shards``).
+        settings: recorded in each shard's schema metadata (see ``featlib.engine.shards``),
+            with ``precision`` as the workers resolved it.
     """
 
     def __init__(self, folder: str | os.PathLike, settings: dict):
@@ -237,11 +245,12 @@ class ShardSink(Datasink):
         failed = pc.is_valid(table["error"])
         errors = _error_records(table.filter(failed))
         ok = table.filter(pc.invert(failed)).drop_columns(["error"])
-        if ok.num_rows:
-            name = f"part-{uuid.uuid4().hex}.parquet"
-            meta = {SETTINGS_KEY: json.dumps(self.settings, sort_keys=True).encode()}
-            with replaced_atomically(self.folder / name) as tmp:
-                pq.write_table(ok.replace_schema_metadata(meta), tmp)
+        for precision in pc.unique(ok["precision"]).to_pylist():
+            part = ok.filter(pc.equal(ok["precision"], precision)).drop_columns(["precision"])
+            settings = {**self.settings, "precision": precision}
+            meta = {SETTINGS_KEY: json.dumps(settings, sort_keys=True).encode()}
+            with replaced_atomically(self.folder / f"part-{uuid.uuid4().hex}.parquet") as tmp:
+                pq.write_table(part.replace_schema_metadata(meta), tmp)
         return ok.num_rows, errors
 
     def on_write_complete(self, write_result) -> None:
@@ -417,7 +426,7 @@ def extract_to(
         raise cause from exc
     failed = pc.is_valid(table["error"])
     position = {r.name: i for i, r in enumerate(image_set.records)}
-    ok = table.filter(pc.invert(failed)).drop_columns(["error"])
+    ok = table.filter(pc.invert(failed)).drop_columns(["error", "precision"])
     ok = ok.take(np.argsort([position[p] for p in ok["path"].to_pylist()], kind="stable"))
     feats = to_features(ok, errors + _error_records(table.filter(failed)))
     return RayRun(len(feats.records), skipped, feats.errors, feats)

@@ -55,6 +55,14 @@ def shard_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in Path(folder).glob("*.parquet") if not p.name.startswith((".", "_")))
 
 
+def _same_settings(theirs: dict, settings: dict) -> bool:
+    """Whether a shard's settings are the run's. A shard records the precision its worker
+    resolved; a run asking for ``"auto"`` takes whatever its workers resolve, so it accepts any."""
+    if settings.get("precision") == "auto" and "precision" in theirs:
+        theirs = {**theirs, "precision": "auto"}
+    return theirs == settings
+
+
 def done_rows(folder: str | os.PathLike, settings: dict) -> set[tuple[str, str]]:
     """``(path, sha256)`` of every row already in the shards of ``folder``.
 
@@ -65,7 +73,7 @@ def done_rows(folder: str | os.PathLike, settings: dict) -> set[tuple[str, str]]
     for shard in shard_files(folder):
         meta = pq.read_schema(shard).metadata or {}
         theirs = json.loads(meta.get(SETTINGS_KEY, b"{}"))
-        if theirs != settings:
+        if not _same_settings(theirs, settings):
             changed = sorted(k for k in {*theirs, *settings} if theirs.get(k) != settings.get(k))
             raise FeatlibError(
                 f"{folder} holds features made with other settings ({', '.join(changed)}): "

@@ -288,7 +288,7 @@ def _extract_on_ray(args, out: Path) -> int:
     from featlib.engine.ray import extract_to
     from featlib.images import open_source
 
-    image_set = open_source(args.source)
+    image_set = open_source(args.source, read=False)  # the workers read and hash
     start = time.perf_counter()
     run = extract_to(
         out,

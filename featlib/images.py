@@ -70,6 +70,7 @@ __all__ = [
     "list_samples",
     "load_samples",
     "open_source",
+    "read_files",
     "resize_image",
 ]
 
@@ -633,11 +634,13 @@ class ImageSet:
 
 
 class _Builder:
-    """Collects records while a source is read, enforcing ``max_files``."""
+    """Collects records while a source is read, enforcing ``max_files``. With ``read=False``
+    files are listed, not read (see ``open_source``)."""
 
-    def __init__(self, limits: ImageLimits, what: str):
+    def __init__(self, limits: ImageLimits, what: str, read: bool = True):
         self.limits = limits
         self.what = what
+        self.read = read
         self.records: list[ImageRecord] = []
         self.blobs: dict[str, bytes] = {}
         self.paths: dict[ImageRecord, Path] = {}
@@ -673,6 +676,9 @@ class _Builder:
     def add_path(
         self, name: str, path: Path | str, label: str | None = None, split: str | None = None
     ) -> None:
+        if not self.read:
+            self.paths[self._append(ImageRecord(name, None, label, split, *[None] * 4))] = path
+            return
         try:
             data = _read_file(path, name, self.limits)
         except ImageError as exc:
@@ -966,6 +972,8 @@ def from_folder(
     path: str | os.PathLike,
     limits: ImageLimits | None = None,
     root: str | os.PathLike | None = None,
+    *,
+    read: bool = True,
 ) -> ImageSet:
     """An image set from a folder tree, read recursively in sorted order.
 
@@ -979,6 +987,7 @@ def from_folder(
         path: the folder.
         limits: size limits; ``ImageLimits.from_env()`` when None.
         root: the folder no symbolic link may lead out of; ``path`` itself when None.
+        read: False: list the files without reading them (see ``open_source``).
 
     Returns:
         ImageSet: records named by their path relative to ``path``, with "/" separators.
@@ -1000,7 +1009,7 @@ def from_folder(
     if not top.is_relative_to(fence):
         raise SourceError(f"{folder}: lies outside the allowed root {fence}")
     limits = _limits(limits)
-    builder = _Builder(limits, f"the folder {folder}")
+    builder = _Builder(limits, f"the folder {folder}", read)
     found: list[tuple[tuple[str, ...], Path | None, str | None]] = []
     visited = {top}
     pending: list[tuple[Path, tuple[str, ...]]] = [(top, ())]
@@ -1045,7 +1054,9 @@ def from_folder(
     return builder.build()
 
 
-def from_csv(path: str | os.PathLike, limits: ImageLimits | None = None) -> ImageSet:
+def from_csv(
+    path: str | os.PathLike, limits: ImageLimits | None = None, *, read: bool = True
+) -> ImageSet:
     """An image set from a CSV of ``path,label[,split]`` rows.
 
     A first row starting with ``path`` is a header naming the columns (``path``, ``label``,
@@ -1058,6 +1069,7 @@ def from_csv(path: str | os.PathLike, limits: ImageLimits | None = None) -> Imag
     Args:
         path: the CSV file (UTF-8, a byte-order mark allowed).
         limits: size limits; ``ImageLimits.from_env()`` when None.
+        read: False: list the files without reading them (see ``open_source``).
 
     Returns:
         ImageSet: one record per row, in row order, named by the path as written.
@@ -1075,7 +1087,7 @@ def from_csv(path: str | os.PathLike, limits: ImageLimits | None = None) -> Imag
     if not csv_path.is_file():
         raise SourceError(f"{csv_path}: no such CSV file")
     base = csv_path.resolve().parent
-    builder = _Builder(_limits(limits), f"the CSV {csv_path}")
+    builder = _Builder(_limits(limits), f"the CSV {csv_path}", read)
     columns = {"path": 0, "label": 1, "split": 2}
     first = True
     try:
@@ -1134,6 +1146,26 @@ def _add_csv_row(
         )
         return
     builder.add_path(raw, target, label, split)
+
+
+def read_files(
+    files: Iterable[tuple[str, Path | str, str | None, str | None]],
+    limits: ImageLimits | None = None,
+) -> ImageSet:
+    """The set of these files, each read, hashed and checked as ``from_folder`` does.
+
+    Args:
+        files: ``(name, path or URI, label, split)`` of each file, e.g. what
+            ``open_source(..., read=False)`` listed.
+        limits: size limits; ``ImageLimits.from_env()`` when None.
+
+    Returns:
+        ImageSet: one record per file, in order; a file that cannot be used has its error.
+    """
+    builder = _Builder(_limits(limits), "the listed files")
+    for name, path, label, split in files:
+        builder.add_path(name, path, label, split)
+    return builder.build()
 
 
 # --- samples -------------------------------------------------------------------------------------
@@ -1238,13 +1270,18 @@ def load_samples(name: str = "photos", max_images: int | None = None) -> ImageSe
     return builder.build()
 
 
-def open_source(source: str | os.PathLike, limits: ImageLimits | None = None) -> ImageSet:
+def open_source(
+    source: str | os.PathLike, limits: ImageLimits | None = None, *, read: bool = True
+) -> ImageSet:
     """An image set from a string the user typed: a folder, a ``.zip``, a ``.csv`` or a sample.
 
     Args:
         source: a folder path, a ``.zip`` or ``.csv`` file path, or ``"sample:NAME"`` with NAME
             from ``list_samples()``.
         limits: size limits; ``ImageLimits.from_env()`` when None.
+        read: False: a folder's or CSV's files are listed, not read: their records have no
+            SHA-256, size or mode yet and no error from their content (``read_files`` reads
+            them, as the Ray engine's workers do). ZIPs and samples are read either way.
 
     Returns:
         ImageSet: from ``from_folder``, ``from_zip``, ``from_csv`` or ``load_samples``.
@@ -1262,12 +1299,12 @@ def open_source(source: str | os.PathLike, limits: ImageLimits | None = None) ->
         return load_samples(text.removeprefix("sample:"))
     path = Path(text)
     if path.is_dir():
-        return from_folder(path, limits)
+        return from_folder(path, limits, read=read)
     suffix = path.suffix.lower()
     if path.is_file() and suffix == ".zip":
         return from_zip(path, limits)
     if path.is_file() and suffix == ".csv":
-        return from_csv(path, limits)
+        return from_csv(path, limits, read=read)
     if not path.exists():
         raise SourceError(f"{text}: no such file or folder")
     raise SourceError(

@@ -4,6 +4,7 @@ duplicate rows."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -243,6 +244,13 @@ def test_the_command_end_to_end(local_ray, folder, tmp_path, capsys):
 
     assert _cli(*argv) == 0
     assert "6 already in its shards" in capsys.readouterr().out
+    changed = sorted(folder.rglob("img_2.jpg"))[0]
+    changed.write_bytes(changed.read_bytes() + b"\0")  # same path, new SHA-256: extracted again
+    assert _cli(*argv) == 0
+    assert "(1 extracted on Ray, 5 already in its shards)" in capsys.readouterr().out
+    got = featlib.read_features(out)
+    (now,) = [r.sha256 for r in got.records if r.name == changed.relative_to(folder).as_posix()]
+    assert len(got.records) == 6 and now == hashlib.sha256(changed.read_bytes()).hexdigest()
 
     npz = tmp_path / "cli.npz"
     assert _cli(*argv[:-1], npz, "--actors", "1") == 0
@@ -260,12 +268,14 @@ def test_a_worker_error_ends_the_command_with_its_one_line(local_ray, folder, tm
     assert last.startswith("error: ") and "has no layer 'nope'" in last
 
 
-def test_no_usable_image_exits_1_without_starting_a_model(local_ray, tmp_path, capsys):
+def test_no_usable_image_exits_1_and_writes_no_shard(local_ray, tmp_path, capsys):
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     out = tmp_path / "x.parquet"
-    assert _cli("extract", tmp_path, "--engine", "ray", "--out", out) == 1
+    argv = ["--backbone", "mobilenetv2", "--weights", "random", "--layer", "out_relu"]
+    assert _cli("extract", tmp_path, "--engine", "ray", *argv, "--out", out) == 1
     assert "No image could be used" in capsys.readouterr().err
-    assert not out.exists() and errors_path(out).is_file()
+    assert not out.exists()
+    assert "bad.jpg" in errors_path(out).read_text()  # read and refused by a worker
 
 
 @pytest.mark.parametrize(

@@ -764,6 +764,21 @@ def test_csv_of_uris_reads_them_through_pyarrow(tmp_path):
     assert "file:// URI refused" in reasons[3]
 
 
+def test_listed_not_read_then_read_files(tmp_path):
+    write_tree(tmp_path / "set", {"cat/a.png": noise(1), "cat/bad.png": b"junk", "x.txt": b"t"})
+    (tmp_path / "set" / "dog.zip").write_bytes(b"PK")
+    listed = fi.open_source(tmp_path / "set", read=False)
+    assert [(r.name, r.label, r.sha256, r.error) for r in listed.ok] == [
+        ("cat/a.png", "cat", None, None), ("cat/bad.png", "cat", None, None)
+    ]  # fmt: skip
+    assert [r.name for r in listed.errors] == ["dog.zip"]  # refused by its name, unread
+    entries = [(r.name, listed.file(r), r.label, r.split) for r in listed.ok]
+    read = fi.read_files(entries)
+    assert read.records == [
+        r for r in fi.open_source(tmp_path / "set").records if r.name != "dog.zip"
+    ]
+
+
 def test_csv_without_header_is_positional(tmp_path):
     write_tree(tmp_path, {"a.png": noise(1), "b.png": noise(2)})
     (tmp_path / "list.csv").write_text("a.png,cat\nb.png,dog,test\n")

@@ -39,7 +39,7 @@ from featlib._uri import is_uri
 from featlib.engine.shards import FEATURE_PREFIX, SETTINGS_KEY, done_rows, to_features
 from featlib.errors import FeatlibError, OptionError
 from featlib.features import layer_names
-from featlib.images import ImageRecord, ImageSet, from_uploads
+from featlib.images import ImageRecord, ImageSet, from_uploads, read_files
 
 try:
     import ray
@@ -87,7 +87,11 @@ class Extract:
     Batches are ``pyarrow.Table`` (``batch_format="pyarrow"``) with either ``path`` and
     ``bytes`` (what ``ray.data.read_binary_files(..., include_paths=True)`` gives), or the rows
     ``extract_to`` makes: ``path``, ``sha256``, ``label``, ``split``, ``width``, ``height``,
-    ``mode`` and the image as ``file`` (a path or a URI every worker can read) or ``bytes``.
+    ``mode`` and the image as ``file`` (a path or a URI every worker can read) or ``bytes``;
+    a row of a listed, unread file (``open_source(..., read=False)``) has a null ``sha256``,
+    and the worker reads, hashes and checks the file. With a ``done_sha256`` column (what a
+    resumed run already holds for that path), a file whose SHA-256 equals it is not extracted
+    again: its row comes back with ``skipped`` true and null vectors.
 
     Returns (per batch) a ``pyarrow.Table`` with ``path``, ``sha256``, ``label``, ``split``,
     one fixed-size ``list<float32>`` column ``features/<layer>`` per layer, ``error``: null
@@ -150,12 +154,12 @@ class Extract:
         if self.failure is not None:
             raise self.failure
         ex = self.extractor
-        image_set = _image_set(batch)
+        image_set, skipped = _image_set(batch)
         feats = extract_set(
             ex.backbone, image_set, ex.layers, pooling=ex.pooling, resize_mode=self.resize_mode,
             store=self.store, extractor=ex,
         )  # fmt: skip
-        rows = feats.records + feats.errors
+        rows = feats.records + feats.errors + skipped
         n_ok = len(feats.records)
         failed = np.arange(len(rows)) >= n_ok
         columns = {
@@ -173,11 +177,14 @@ class Extract:
             )
         columns["error"] = pa.array([r.error for r in rows], pa.string())
         columns["precision"] = pa.array([ex.precision] * len(rows), pa.string())
+        if "done_sha256" in batch.column_names:
+            columns["skipped"] = pa.array(np.arange(len(rows)) >= len(rows) - len(skipped))
         return pa.table(columns)
 
 
-def _image_set(batch: pa.Table) -> ImageSet:
-    """The batch's images as an ``ImageSet``, read and checked as ``featlib`` reads any set."""
+def _image_set(batch: pa.Table) -> tuple[ImageSet, list[ImageRecord]]:
+    """The batch's images as an ``ImageSet``, read and checked as ``featlib`` reads any set,
+    and the records of the files a resumed run already holds (left out of the set)."""
     column = {c: batch[c].to_pylist() for c in batch.column_names}
     if "path" not in column or not {"bytes", "file"} & set(column):
         raise OptionError(
@@ -187,18 +194,26 @@ def _image_set(batch: pa.Table) -> ImageSet:
     n = batch.num_rows
     data = column.get("bytes", [None] * n)
     if "sha256" not in column:  # raw bytes from a user's pipeline: hash and probe them here
-        return from_uploads(zip(column["path"], data, strict=True))
-    files = column.get("file", [None] * n)
+        return from_uploads(zip(column["path"], data, strict=True)), []
+    files = [f if f is None or is_uri(f) else Path(f) for f in column.get("file", [None] * n)]
+    listed = iter(
+        read_files(
+            (column[f][i] for f in ("path", "file", "label", "split"))
+            for i in range(n) if column["sha256"][i] is None
+        ).records
+    )  # fmt: skip
     records = [
+        next(listed) if column["sha256"][i] is None else
         ImageRecord(*(column[f][i] for f in ("path", "sha256", "label", "split", "width",
                                              "height", "mode")), None)
         for i in range(n)
     ]  # fmt: skip
+    done = column.get("done_sha256", [None] * n)
+    skipped = [r for r, sha in zip(records, done, strict=True) if sha and r.sha256 == sha]
     blobs = {r.sha256: b for r, b in zip(records, data, strict=True) if b is not None}
-    paths = {
-        r: f if is_uri(f) else Path(f) for r, f in zip(records, files, strict=True) if f is not None
-    }
-    return ImageSet(records, blobs=blobs, paths=paths)
+    paths = {r: f for r, f in zip(records, files, strict=True) if f is not None and r.error is None}
+    keep = [r for r in records if r not in skipped]
+    return ImageSet(keep, blobs=blobs, paths=paths), skipped
 
 
 def _error_records(failed: pa.Table) -> list[ImageRecord]:
@@ -215,7 +230,8 @@ def _error_records(failed: pa.Table) -> list[ImageRecord]:
 class ShardSink(Datasink):
     """Writes the usable rows of each write task as one Parquet shard in ``folder`` (one per
     precision the workers resolved: a cluster of mixed hardware may resolve ``"auto"``
-    differently) and hands the failed rows back to the driver (``errors``), where they are few.
+    differently) and hands the failed rows back to the driver (``errors``), where they are few,
+    with the number of rows the shards already held (``skipped``).
 
     Args:
         folder: the output folder (created).
@@ -227,36 +243,41 @@ class ShardSink(Datasink):
         self.folder = Path(folder)
         self.settings = settings
         self.rows = 0
+        self.skipped = 0
         self.errors: list[ImageRecord] = []
 
     @property
     def min_rows_per_write(self) -> int:
         return ROWS_PER_SHARD
 
-    def on_write_start(self, schema=None) -> None:
-        self.folder.mkdir(exist_ok=True)
-
-    def write(self, blocks, ctx) -> tuple[int, list[ImageRecord]]:
+    def write(self, blocks, ctx) -> tuple[int, list[ImageRecord], int]:
         tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
         tables = [t for t in tables if t.num_rows]
         if not tables:
-            return 0, []
+            return 0, [], 0
         table = pa.concat_tables(tables)
+        skipped = 0
+        if "skipped" in table.column_names:
+            skipped = pc.sum(table["skipped"]).as_py() or 0
+            table = table.filter(pc.invert(table["skipped"])).drop_columns(["skipped"])
         failed = pc.is_valid(table["error"])
         errors = _error_records(table.filter(failed))
         ok = table.filter(pc.invert(failed)).drop_columns(["error"])
+        if ok.num_rows:  # made here: a run without a usable image leaves no folder behind
+            self.folder.mkdir(exist_ok=True)
         for precision in pc.unique(ok["precision"]).to_pylist():
             part = ok.filter(pc.equal(ok["precision"], precision)).drop_columns(["precision"])
             settings = {**self.settings, "precision": precision}
             meta = {SETTINGS_KEY: json.dumps(settings, sort_keys=True).encode()}
             with replaced_atomically(self.folder / f"part-{uuid.uuid4().hex}.parquet") as tmp:
                 pq.write_table(part.replace_schema_metadata(meta), tmp)
-        return ok.num_rows, errors
+        return ok.num_rows, errors, skipped
 
     def on_write_complete(self, write_result) -> None:
-        for rows, errors in write_result.write_returns:
+        for rows, errors, skipped in write_result.write_returns:
             self.rows += rows
             self.errors += errors
+            self.skipped += skipped
 
 
 def run_settings(
@@ -336,9 +357,10 @@ class RayRun:
     features: object = None
 
 
-def _rows(image_set: ImageSet, records: list) -> list[dict]:
+def _rows(image_set: ImageSet, records: list, done: dict[str, str]) -> list[dict]:
     """The input rows of ``Extract``: a file's path for the workers to read, or, for in-memory
-    sources, its bytes."""
+    sources, its bytes; for a listed, unread file, the SHA-256 the output already holds for
+    its path (``done``), which the worker compares once it has read the file."""
     rows = []
     for r in records:
         file = image_set.file(r)
@@ -347,6 +369,7 @@ def _rows(image_set: ImageSet, records: list) -> list[dict]:
             "width": r.width, "height": r.height, "mode": r.mode,
             "file": None if file is None else str(file),
             "bytes": image_set.read_bytes(r) if file is None else None,
+            "done_sha256": done.get(r.name) if r.sha256 is None else None,
         })  # fmt: skip
     return rows
 
@@ -367,7 +390,8 @@ def extract_to(
 
     Args:
         out: a ``.parquet`` path (a folder of shards; a rerun skips what it holds) or ``.npz``.
-        image_set: the images, as ``featlib.open_source`` lists them.
+        image_set: the images, as ``featlib.open_source`` lists them; with ``read=False``
+            the workers read, hash and check the files (the driver only lists them).
         extract: keyword arguments of ``Extract`` (``backbone``, ``weights``, ``layers``...).
         actors: model replicas (Ray actors); one per GPU on a GPU cluster.
         gpus_per_actor: GPUs each actor reserves (0: CPU only).
@@ -376,8 +400,8 @@ def extract_to(
         udf: ``Extract`` or a subclass of it that adds a step.
 
     Returns:
-        ``RayRun``: rows written, rows skipped, the failed files (the driver's listing and the
-        workers' together).
+        ``RayRun``: rows written, rows skipped (found in the shards by path and SHA-256), the
+        failed files (the driver's listing and the workers' together).
 
     Raises:
         FeatlibError: ``out`` is a file from the local engine, or holds shards with other
@@ -403,7 +427,7 @@ def extract_to(
     if not todo:
         return RayRun(0, skipped, errors)
     connect(address)
-    ds = ray.data.from_items(_rows(image_set, todo)).map_batches(
+    ds = ray.data.from_items(_rows(image_set, todo, dict(done))).map_batches(
         udf,
         fn_constructor_kwargs={**extract, "batch_size": batch_size},
         batch_format="pyarrow",
@@ -417,7 +441,7 @@ def extract_to(
         if shards:
             sink = ShardSink(out, settings)
             ds.write_datasink(sink)
-            return RayRun(sink.rows, skipped, errors + sink.errors)
+            return RayRun(sink.rows, skipped + sink.skipped, errors + sink.errors)
         table = pa.concat_tables(list(ds.iter_batches(batch_format="pyarrow", batch_size=None)))
     except Exception as exc:
         cause = _featlib_cause(exc)
@@ -426,7 +450,7 @@ def extract_to(
         raise cause from exc
     failed = pc.is_valid(table["error"])
     position = {r.name: i for i, r in enumerate(image_set.records)}
-    ok = table.filter(pc.invert(failed)).drop_columns(["error", "precision"])
+    ok = table.filter(pc.invert(failed)).drop_columns(["error", "precision", "skipped"])
     ok = ok.take(np.argsort([position[p] for p in ok["path"].to_pylist()], kind="stable"))
     feats = to_features(ok, errors + _error_records(table.filter(failed)))
     return RayRun(len(feats.records), skipped, feats.errors, feats)

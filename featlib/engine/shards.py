@@ -130,6 +130,15 @@ def _read_npz(path: Path) -> pa.Table:
     return pa.table(columns)
 
 
+def _latest_rows(table: pa.Table) -> pa.Table:
+    """One row per path: a file that changed between two runs over one folder has a row in
+    each run's shards, and the later one is the file as it is now."""
+    last = {path: i for i, path in enumerate(table["path"].to_pylist())}
+    if len(last) == table.num_rows:
+        return table
+    return table.take(sorted(last.values()))
+
+
 def read_features(out: str | os.PathLike) -> Features:
     """Read what ``featlib extract`` wrote, with either engine.
 
@@ -138,7 +147,9 @@ def read_features(out: str | os.PathLike) -> Features:
 
     Returns:
         ``Features``: records with ``name`` (the ``path`` column), ``sha256``, ``label``,
-        ``split``; ``features`` maps each layer to float32 of shape (n_images, n_features);
+        ``split`` (one per path: for a file that changed between runs over one folder of
+        shards, the latest); ``features`` maps each layer to float32 of shape
+        (n_images, n_features);
         ``errors`` lists the files of ``OUT.errors.csv`` with their reasons. An ``.npz`` of one
         layer keeps its vectors under ``"features"``.
 
@@ -158,7 +169,10 @@ def read_features(out: str | os.PathLike) -> Features:
         shards = shard_files(path)
         if not shards:
             raise FeatlibError(f"{path}: a folder without Parquet shards. Received: {out}")
-        table = pa.concat_tables([pq.read_table(s).replace_schema_metadata(None) for s in shards])
+        shards.sort(key=lambda s: s.stat().st_mtime_ns)  # oldest first: newer rows win below
+        table = _latest_rows(
+            pa.concat_tables([pq.read_table(s).replace_schema_metadata(None) for s in shards])
+        )
     elif path.suffix == ".parquet" and path.is_file():
         table = pq.read_table(path)
     else:

@@ -33,10 +33,18 @@ def sweep_view(choices, bb) -> None:
     if not st.session_state.get(state.SWEEP_RAN):
         st.caption(f"Extracts every block of {bb.name} for {len(images.images.ok)} images.")
         return
-    sweeps = [resources.layer_sweep(bb, images, choices.resize_mode)]
+    swept = resources.sweep_backbone(choices.model, bb, images)
+    sweeps = [resources.layer_sweep(swept, images, choices.resize_mode)]
     if compare and comparable:
-        random = resources.backbone(resources.ModelChoice(choices.model.backbone, "random"))
+        untrained = resources.ModelChoice(choices.model.backbone, "random")
+        random = resources.sweep_backbone(untrained, resources.backbone(untrained), images)
         sweeps.append(resources.layer_sweep(random, images, choices.resize_mode))
+    if swept.input_size != bb.input_size:
+        h, w = swept.input_size
+        st.caption(
+            f"Swept at {h} × {w} pixels, not {bb.input_size[0]} × {bb.input_size[1]}: no image "
+            f"of this set is larger, so a larger input would add no detail, only work."
+        )
     st.plotly_chart(render.sweep_figure(sweeps), key="sweep")
     st.markdown("\n".join(f"- {line}" for line in describe_sweep(*sweeps)))
     view = url_widget(

@@ -2,9 +2,11 @@
 way it ran before issue 17 beside the way it runs now, in one process.
 
 - sweep: VGG16 (offline weights) and the same network with random weights on the faces sample,
-  every block. Before: ``layer_sweep`` in float32 without an extractor. Now: every block out of
-  one forward pass with the app's extractor (``precision="auto"``, tuned once beforehand and
-  timed apart), into a cold feature store; then the same again from the store.
+  every block. Before: ``layer_sweep`` at 224 px in float32 without an extractor. Now: at the
+  size the app sweeps a set of small images (``featlib.sweep.sweep_input_size``: 64 px for the
+  64 x 64 faces), every block out of one forward pass with the app's extractor
+  (``precision="auto"``, tuned once beforehand and timed apart), into a cold feature store;
+  beside it the same at 224 px; then the small sweep again from the store.
 - channel: a channel not seen before at ``block4_pool``. Before: ``top_activations``, which ran
   the whole set through the layer for each channel. Now: ``channel_hits`` on the layer's scan
   (scanned once per set and layer, timed apart).
@@ -28,6 +30,7 @@ from _common import ROOT, format_table, machine, timed
 
 import featlib
 from featlib import channels
+from featlib.sweep import sweep_input_size
 from featlib.tuning import tuned_settings
 
 LAYER = "block4_pool"
@@ -38,21 +41,33 @@ def sweep_rows(backbones, faces, cache: Path) -> list[list[str]]:
         for bb in backbones:
             featlib.layer_sweep(bb, faces, store=featlib.FeatureStore(cache / "before"))
 
-    tuning = timed(lambda: [tuned_settings(bb) for bb in backbones])
-    extractors = []
-    for bb in backbones:
-        blocks = [i.name for i in featlib.block_outputs(bb)]
-        extractors.append(featlib.Extractor(bb, blocks, pooling="avg", precision="auto"))
-    store = featlib.FeatureStore(cache / "after")
+    side, _ = sweep_input_size(backbones[0], faces)
+    small = [
+        featlib.load_backbone(bb.name, weights=bb.weights, input_size=(side, side))
+        for bb in backbones
+    ]
+    tuning = timed(lambda: [tuned_settings(bb) for bb in backbones + small])
 
-    def after():
-        for bb, ex in zip(backbones, extractors, strict=True):
-            featlib.layer_sweep(bb, faces, ex.layers, store=store, extractor=ex)
+    def app_sweep(nets, folder: str):
+        extractors = []
+        for bb in nets:
+            blocks = [i.name for i in featlib.block_outputs(bb)]
+            extractors.append(featlib.Extractor(bb, blocks, pooling="avg", precision="auto"))
+        store = featlib.FeatureStore(cache / folder)
 
-    old, new, stored = timed(before), timed(after), timed(after)
+        def run():
+            for bb, ex in zip(nets, extractors, strict=True):
+                featlib.layer_sweep(bb, faces, ex.layers, store=store, extractor=ex)
+
+        return run, extractors[0].precision
+
+    at_224, precision = app_sweep(backbones, "at-224")
+    at_side, _ = app_sweep(small, "at-side")
+    old, full, new, stored = timed(before), timed(at_224), timed(at_side), timed(at_side)
     return [
         ["sweep, trained + random", f"{old:.1f}", f"{new:.1f}", f"{old / new:.1f}x",
-         f"precision {extractors[0].precision}; tuning once per machine {tuning:.1f} s"],
+         f"at {side} px (the faces' size) in {precision}; at 224 px in {precision}: {full:.1f} s "
+         f"({full / new:.1f}x the {side} px sweep); tuning once per machine {tuning:.1f} s"],
         ["sweep again (store)", f"{old:.1f}", f"{stored:.1f}", f"{old / stored:.0f}x",
          "the vectors from the feature store"],
     ]  # fmt: skip

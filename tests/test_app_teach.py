@@ -47,6 +47,14 @@ def test_random_weights_are_not_compared_with_themselves():
     assert not at.exception, at.exception
 
 
+def test_a_set_of_small_images_is_swept_at_their_size_and_says_so():
+    at = app(TEACHING, images="faces", **SMALL)
+    at.button(key=state.RUN_SWEEP).click().run()
+    assert not at.exception, at.exception
+    assert "Swept at 64 × 64 pixels, not 224 × 224" in texts(at.caption)
+    assert len(at.get("plotly_chart")) == 2
+
+
 @pytest.mark.slow
 def test_sweep_trained_against_random_then_random_alone():
     at = app(TEACHING, images="photos", backbone="vgg16", weights="offline")
@@ -156,22 +164,29 @@ def test_gradcam_for_a_users_classifier_and_an_imagenet_top(tmp_path, imagenet_c
 
 @pytest.fixture(scope="module")
 def lesson_features(tmp_path_factory):
-    """Every block of VGG16, pooled, for the lesson's sample sets, with the weights the lesson
-    opens with and random ones, in the precision the app runs."""
+    """What the lesson's pages compute, in the precision the app runs: every block of VGG16,
+    pooled, for the lesson's sample sets with the weights the lesson opens with; and the layer
+    sweep of faces with those weights and random ones, at the size the app sweeps them."""
+    from featlib.sweep import sweep_input_size
+
     store = featlib.FeatureStore(tmp_path_factory.mktemp("lesson-store"))
+    name = explain.BASE["backbone"]
+    bb = featlib.load_backbone(name, weights=explain.BASE["weights"])
+    blocks = [i.name for i in featlib.block_outputs(bb)]
+    ex = featlib.Extractor(bb, blocks, pooling="avg", precision="auto")
     found = {}
+    for images in ("faces", "digits"):
+        found[images] = featlib.extract_set(
+            bb, featlib.load_samples(images), blocks, store=store, extractor=ex
+        )
+    faces = featlib.load_samples("faces")
+    side, _ = sweep_input_size(bb, faces)
+    assert side < bb.input_size[0]  # faces are 64 x 64: swept small, as the app does
     for weights in (explain.BASE["weights"], "random"):
-        bb = featlib.load_backbone(explain.BASE["backbone"], weights=weights)
-        blocks = [i.name for i in featlib.block_outputs(bb)]
-        ex = featlib.Extractor(bb, blocks, pooling="avg", precision="auto")
-        for name in ("faces", "digits"):
-            images = featlib.load_samples(name)
-            feats = featlib.extract_set(
-                bb, images, blocks, precision="auto", store=store, extractor=ex
-            )
-            sweep = featlib.layer_sweep(bb, images, blocks, store=store, extractor=ex)
-            found[weights, name] = bb, feats, sweep
-    return found
+        small = featlib.load_backbone(name, weights=weights, input_size=(side, side))
+        small_ex = featlib.Extractor(small, blocks, pooling="avg", precision="auto")
+        found[weights] = featlib.layer_sweep(small, faces, blocks, extractor=small_ex)
+    return bb, found
 
 
 @pytest.mark.slow
@@ -181,7 +196,8 @@ def test_every_lesson_claim_holds_for_the_lessons_data(lesson_features):
     from featlib.sweep import SAME, describe_sweep, islands
 
     steps = {step.title: step for step in explain.LESSON}
-    bb, faces, trained = lesson_features[explain.BASE["weights"], "faces"]
+    bb, found = lesson_features
+    faces, trained = found["faces"], found[explain.BASE["weights"]]
     for title in ("Feature maps, early", "Feature maps, deep"):
         step = steps[title]
         info = featlib.find_layer(bb, step.params["layer"])
@@ -196,7 +212,7 @@ def test_every_lesson_claim_holds_for_the_lessons_data(lesson_features):
     assert f"({int(agree * 100)} %)" in step.notice and agree >= 0.99
 
     step = steps["Projections"]
-    digits = lesson_features[explain.BASE["weights"], "digits"][1]
+    digits = found["digits"]
     projection = featlib.project(
         digits.features[step.params["layer"]], method=step.params["method"], random_state=0
     )
@@ -205,7 +221,7 @@ def test_every_lesson_claim_holds_for_the_lessons_data(lesson_features):
 
     step = steps["Where meaning emerges"]
     assert step.params["images"] == "faces"
-    random = lesson_features["random", "faces"][2]
+    random = found["random"]
     for sweep in (trained, random):
         assert sweep.accuracy.min() >= 1 - SAME  # "the probe succeeds at every block"
     assert np.all(trained.silhouette > random.silhouette)  # "the silhouette shows ..."

@@ -220,3 +220,22 @@ def test_many_blocks_wrap_into_rows_and_the_animation_controls_stay_apart():
     menu, slider = layout.updatemenus[0], layout.sliders[0]
     assert menu.y >= 1 and menu.yanchor == "bottom"  # the buttons above the plot
     assert slider.y <= 0 and slider.x + slider.len <= 1  # the slider below, inside the width
+
+
+def test_the_sweep_runs_small_images_at_their_own_size():
+    from types import SimpleNamespace
+
+    from featlib.sweep import sweep_input_size
+
+    def net(name="vgg16", family="vgg", size=224):
+        return SimpleNamespace(name=name, family=family, input_size=(size, size))
+
+    faces, digits = featlib.load_samples("faces"), featlib.load_samples("digits")
+    photos = featlib.load_samples("photos")
+    assert sweep_input_size(net(), faces) == (64, 64)
+    assert sweep_input_size(net(), digits) == (64, 64)  # 32 x 32, but never below 64
+    assert sweep_input_size(net(), photos) == (224, 224)  # larger than the input: as it is
+    assert sweep_input_size(net("inceptionv3", "inception", 299), faces) == (75, 75)  # its least
+    assert sweep_input_size(net("mine.keras", "custom"), faces) == (224, 224)
+    odd = featlib.images.from_uploads([("a.png", png(np.zeros((70, 100, 3), np.uint8)))])
+    assert sweep_input_size(net(), odd) == (128, 128)  # the longer side, to a multiple of 32

@@ -27,6 +27,7 @@ from streamlit.logger import get_logger
 import featlib
 from featlib import channels, imagenet, render
 from featlib.cluster import kmeans_labels
+from featlib.sweep import sweep_input_size
 from featlib.tuning import Settings, auto_settings
 from ui import state
 from ui.data import Data, required
@@ -50,6 +51,7 @@ __all__ = [
     "projection",
     "save_model_file",
     "set_features",
+    "sweep_backbone",
     "thumbnails",
     "warm_up_umap",
 ]
@@ -167,7 +169,7 @@ def _extractor(key: str, layers: tuple[str, ...], pooling: str | None, _bb) -> f
 def extractor(bb: featlib.Backbone, layers: tuple[str, ...], pooling: str | None):
     """An ``Extractor`` for these layers, compiled once per (backbone, layers, pooling), with
     the precision and batch size measured fastest for the backbone here (``precision="auto"``)."""
-    return _extractor(bb.key, layers, pooling, bb)
+    return _extractor(f"{bb.key}|{bb.input_size}", layers, pooling, bb)
 
 
 @st.cache_data(max_entries=12, show_spinner=False)
@@ -286,13 +288,22 @@ def check_report(bb, data: Data, feats: featlib.Features, layer: str) -> featlib
     return memo[key]
 
 
+def sweep_backbone(choice: ModelChoice, bb, data: Data) -> featlib.Backbone:
+    """``bb`` at the input size a sweep of the set needs (``featlib.sweep.sweep_input_size``):
+    smaller for a set of small images, built once per process; a user's model as it is."""
+    size = sweep_input_size(bb, data.images)
+    if size == bb.input_size or choice.file is not None:
+        return bb
+    return _at_size(choice.backbone, bb.weights, choice.seed, size[0])
+
+
 def layer_sweep(bb, data: Data, resize_mode: str) -> featlib.Sweep:
     """``featlib.layer_sweep`` over every block, with a progress bar; kept for the session.
 
     Every block comes out of one forward pass, pooled in the graph, with the precision measured
     fastest here; the feature store keeps the vectors across sessions.
     """
-    key = (data.id, bb.key, resize_mode)
+    key = (data.id, bb.key, bb.input_size, resize_mode)
     memo = st.session_state.setdefault(state.SWEEPS, {})
     if key not in memo:
         blocks = tuple(i.name for i in block_outputs(bb))

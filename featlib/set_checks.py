@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import binomtest, rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
@@ -29,6 +30,7 @@ from sklearn.preprocessing import StandardScaler
 __all__ = [
     "PROPERTIES",
     "RARE_SHARE",
+    "SHORTCUT_P_VALUE",
     "SHORTCUT_SKILL",
     "RareClass",
     "Shortcut",
@@ -43,6 +45,9 @@ RARE_SHARE = 0.2
 # Labels count as predictable from properties when the balanced accuracy of a cross-validated
 # classifier on them covers at least this share of the way from chance to perfect.
 SHORTCUT_SKILL = 0.5
+# ... and when that many right answers would be this unlikely from always answering the largest
+# class (one-sided binomial test): a handful of images can look predictable by chance.
+SHORTCUT_P_VALUE = 1e-3
 # The image properties, each with the words for its low and high end.
 PROPERTIES: Mapping[str, tuple[str, str]] = {
     "brightness": ("dark", "bright"),
@@ -102,8 +107,8 @@ class Shortcut:
     Attributes:
         balanced_accuracy: out-of-fold balanced accuracy from all properties together.
         chance: 1 / number of classes.
-        property: the property that alone predicts the labels best.
-        label: the class that stands out most on that property.
+        property, label: the property and the class that stand out most together (the
+            largest gap between the class's median rank and the other images').
         high: whether that class's images lie at the property's high end.
         label_median, others_median: the property's median in that class and in the rest.
     """
@@ -137,14 +142,13 @@ def property_vectors(stats, sizes) -> tuple[tuple[str, ...], np.ndarray]:
 
     Returns:
         the property names (keys of :data:`PROPERTIES`) and a float array of shape
-        (n, len(names)): sharpness as log(1 + variance), pixel count and aspect ratio as
-        they are (the classifier standardises each column).
+        (n, len(names)), each in its own units (sharpness: the variance of the Laplacian).
     """
     names, columns = [], []
     if stats is not None:
         stats = np.asarray(stats, dtype=np.float64)
         names += ["brightness", "sharpness", "entropy", "colourfulness"]
-        columns += [stats[:, 0], np.log1p(stats[:, 1]), stats[:, 2], stats[:, 3]]
+        columns += [stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]]
     if sizes is not None:
         sizes = np.asarray(sizes, dtype=np.float64)
         names += ["pixel count", "aspect ratio"]
@@ -154,13 +158,16 @@ def property_vectors(stats, sizes) -> tuple[tuple[str, ...], np.ndarray]:
     return tuple(names), np.column_stack(columns)
 
 
-def _balanced_accuracy(values, y, n_folds, random_state) -> float:
+def _predict(values, y, n_folds, random_state) -> np.ndarray:
+    """Out-of-fold predictions of a logistic regression on the columns' ranks (a property's
+    scale, heavy tails included, does not matter; tied values share their rank, so a constant
+    column carries no order)."""
+    ranks = rankdata(values, axis=0) / len(values)
     cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        predicted = cross_val_predict(model, values, y, cv=cv)
-    return float(balanced_accuracy_score(y, predicted))
+        return cross_val_predict(model, ranks, y, cv=cv)
 
 
 def find_shortcut(
@@ -184,7 +191,8 @@ def find_shortcut(
 
     Returns:
         a :class:`Shortcut` when the balanced accuracy covers :data:`SHORTCUT_SKILL` of the way
-        from chance to perfect, else None (also when there is nothing to fit).
+        from chance to perfect and the right answers pass :data:`SHORTCUT_P_VALUE`, else None
+        (also when there is nothing to fit).
     """
     if not names:
         return None
@@ -199,15 +207,23 @@ def find_shortcut(
     x = values[rows]
     n_folds = min(_MAX_FOLDS, min(counts[c] for c in classes))
     chance = 1 / len(classes)
-    accuracy = _balanced_accuracy(x, y, n_folds, random_state)
-    if (accuracy - chance) / (1 - chance) < SHORTCUT_SKILL:
+    predicted = _predict(x, y, n_folds, random_state)
+    accuracy = float(balanced_accuracy_score(y, predicted))
+    right = int((predicted == y).sum())
+    largest = np.bincount(y).max() / len(y)
+    if (accuracy - chance) / (1 - chance) < SHORTCUT_SKILL or (
+        binomtest(right, len(y), largest, alternative="greater").pvalue > SHORTCUT_P_VALUE
+    ):
         return None
-    alone = [_balanced_accuracy(x[:, [j]], y, n_folds, random_state) for j in range(len(names))]
-    j = int(np.argmax(alone))
-    column = x[:, j]
-    medians = [(np.median(column[y == k]), np.median(column[y != k])) for k in range(len(classes))]
-    k = int(np.argmax([abs(inside - outside) for inside, outside in medians]))
-    inside, outside = medians[k]
+    # The property and class that stand out most: the largest gap between the class's median
+    # rank and the other images' (ranks make properties comparable; ties go to the first).
+    ranks = rankdata(x, axis=0) / len(x)
+    gaps = np.array(
+        [[np.median(ranks[y == k, j]) - np.median(ranks[y != k, j]) for k in range(len(classes))]
+         for j in range(len(names))]
+    )  # fmt: skip
+    j, k = np.unravel_index(int(np.argmax(np.abs(gaps))), gaps.shape)
+    inside, outside = np.median(x[y == k, j]), np.median(x[y != k, j])
     return Shortcut(
         balanced_accuracy=accuracy,
         chance=chance,

@@ -10,9 +10,9 @@ threshold, when another label is more likely.
 Why this combination (``benchmarks/label_issues.py``, labels flipped on the bundled faces and
 digits): the fence alone loses recall as more labels are wrong (the wrong labels widen the
 quartiles it is drawn from); cleanlab's default ``prune_by_noise_rate`` and plain
-``confident_learning`` flag too many correct images on a set that the probe separates poorly;
-``low_self_confidence`` keeps its precision there. One threshold keeps the check live: moving it
-changes the flags without recomputing anything.
+``confident_learning`` flag more correct images on a set that the probe separates poorly;
+``low_self_confidence`` loses the least precision there. One threshold keeps the check live:
+moving it changes the flags without recomputing anything.
 
 Example::
 

@@ -459,9 +459,10 @@ class CheckReport:
         leakage = self.leakage()
         if leakage:
             counts = ", ".join(f"{n} in {split!r}" for split, n in leakage.items())
+            total = sum(leakage.values())
             found.append(
-                f"{sum(leakage.values())} images have an exact or near duplicate in another "
-                f"split ({counts}): a test score would count them as seen"
+                f"{total} image{' has' if total == 1 else 's have'} an exact or near duplicate "
+                f"in another split ({counts}): a test score would count them as seen"
             )
         return tuple(found)
 

@@ -56,6 +56,13 @@ def facts_ui(facts) -> None:
         )
 
 
+def warnings_ui(warnings) -> None:
+    """What would trouble a model trained on the set: rare classes, a shortcut in the image
+    properties, duplicates across splits."""
+    for warning in warnings:
+        st.warning(f"{warning[0].upper()}{warning[1:]}.", icon=":material/warning:")
+
+
 def separability_ui(sep) -> None:
     """The linear probe's figures: will a model be able to tell the classes apart?"""
     st.subheader("Will a model learn it?")
@@ -100,8 +107,8 @@ def separability_ui(sep) -> None:
 def _caption(row: dict, index_column: str, score_column: str, names, labels) -> str:
     i = row[index_column]
     text = f"{names[i]} · {labels[i] or '(no label)'} · {score_column} {row[score_column]:.4g}"
-    if row.get("suggested_label"):
-        text += f" · probe says {row['suggested_label']}"
+    if row.get("reason"):
+        text += f" · {row['reason']}"
     if row.get("evidence") and index_column == "index_b":  # a pair's evidence, said once
         text += f" · {row['evidence']}"
     return text
@@ -163,6 +170,7 @@ images, feats, x = resources.set_features(bb, choices)
 report = resources.check_report(bb, images, feats, choices.layer)
 facts_ui(report.facts)
 report = threshold_ui(report)
+warnings_ui(report.warnings)
 if report.separability is not None:
     separability_ui(report.separability)
 else:

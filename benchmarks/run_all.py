@@ -15,7 +15,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["extract.py", "cli.py", "store.py", "checks.py", "memory.py", "projections.py",
            "teaching.py"]  # fmt: skip
-FULL_ONLY = ["app_projections.py", "ray_engine.py"]
+FULL_ONLY = ["app_projections.py", "ray_engine.py", "checks_vs.py"]
 
 
 def main() -> int:

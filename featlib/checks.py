@@ -56,7 +56,16 @@ from threadpoolctl import threadpool_limits
 
 from featlib.errors import FeatlibError
 from featlib.hashes import MATCH_BITS, hash_candidates, image_hashes, match, match_bound
+from featlib.label_issues import find_label_issues, reason
 from featlib.neighbors import _as_features, _l2_normalize, nearest_all
+from featlib.set_checks import (
+    RareClass,
+    Shortcut,
+    find_shortcut,
+    leaked_images,
+    property_vectors,
+    rare_classes,
+)
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -133,7 +142,8 @@ _DESCRIPTIONS = {
     "outliers": "mean cosine distance (features centred on the set's mean) to the nearest "
     "other images above the threshold; an image with a copy or near duplicate is none",
     "label_issues": "probability of the given label (out of fold) below the threshold, "
-    "another label more likely",
+    "another label more likely; the default threshold also covers the images that confident "
+    "learning (cleanlab) picks",
     "dark": "mean brightness (0-1) below the threshold",
     "overexposed": "mean brightness (0-1) above the threshold",
     "blurry": "variance of the Laplacian (0-255 scale, at most 256 px) below the threshold",
@@ -422,6 +432,8 @@ class CheckReport:
         separability: the linear-probe figures, or None (see ``skipped["separability"]``).
         facts: what the set has in common, said once instead of flagged per image
             ("every image is grayscale").
+        rare_classes: classes much rarer than the others (``featlib.set_checks``).
+        shortcut: labels that image properties alone predict, or None.
     """
 
     names: tuple[str, ...]
@@ -433,6 +445,42 @@ class CheckReport:
     skipped: dict[str, str] = field(default_factory=dict)
     separability: Separability | None = None
     facts: tuple[str, ...] = ()
+    rare_classes: tuple[RareClass, ...] = ()
+    shortcut: Shortcut | None = None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What a model trained on the set would suffer from, as sentences: rare classes, a
+        shortcut in the image properties, duplicates across splits (at the current
+        thresholds)."""
+        found = [rare.sentence() for rare in self.rare_classes]
+        if self.shortcut is not None:
+            found.append(self.shortcut.sentence())
+        leakage = self.leakage()
+        if leakage:
+            counts = ", ".join(f"{n} in {split!r}" for split, n in leakage.items())
+            total = sum(leakage.values())
+            found.append(
+                f"{total} image{' has' if total == 1 else 's have'} an exact or near duplicate "
+                f"in another split ({counts}): a test score would count them as seen"
+            )
+        return tuple(found)
+
+    def leaked_images(self) -> np.ndarray:
+        """Boolean array of shape (n_images,): has the image a flagged exact or near duplicate
+        in another split (leakage)."""
+        rows = [
+            row
+            for issue in ("exact_duplicates", "near_duplicates")
+            if issue in self.tables
+            for row in self.tables[issue].flagged_rows()
+        ]
+        return leaked_images(rows, self.groups)
+
+    def leakage(self) -> dict[str, int]:
+        """split -> images in it with a flagged duplicate in another split; empty when none."""
+        counts = Counter(self.splits[i] for i in np.flatnonzero(self.leaked_images()))
+        return dict(sorted(counts.items()))
 
     @property
     def thresholds(self) -> dict[str, float | None]:
@@ -522,6 +570,15 @@ class CheckReport:
             }
             for issue, table in self.tables.items()
         ]
+        if any(self.splits):
+            leakage = self.leakage()
+            counts = ", ".join(f"{split} {n}" for split, n in leakage.items())
+            rows.append(
+                {"issue": "Leakage across splits", "images": str(sum(leakage.values())),
+                 "pairs": "", "threshold": "", "note": "",
+                 "meaning": "images with an exact or near duplicate in another split"
+                 + (f" ({counts})" if counts else "")}
+            )  # fmt: skip
         for issue, why in self.skipped.items():
             note = f"not checked: {why}"
             title = TITLES.get(issue, issue.capitalize())
@@ -576,8 +633,10 @@ class CheckReport:
     def to_csv(self) -> str:
         """One row per image: its identity, then a score and a 0/1 flag per computed issue
         (and, when label issues were checked, the label the probe prefers where it disagrees
-        with the given one; for near duplicates, the evidence of the image's closest pair).
-        Empty cell: no score."""
+        with the given one; for near duplicates, the evidence of the image's closest pair),
+        then ``rare_class`` (0/1: its class is much rarer than the others) and, when splits
+        were given, ``leakage`` (0/1: a flagged duplicate in another split). Empty cell: no
+        score."""
         columns = ["index", "name", "sha256", "label", "split"]
         per_issue = []
         suggested: dict[int, str] = {}
@@ -595,6 +654,11 @@ class CheckReport:
                     for row in table.as_dicts()
                     if row["suggested_label"] is not None
                 }
+        rare = {r.label for r in self.rare_classes}
+        columns.append("rare_class")
+        leaked = self.leaked_images() if any(self.splits) else None
+        if leaked is not None:
+            columns.append("leakage")
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
@@ -606,6 +670,9 @@ class CheckReport:
                     row.append(evidence[i])
                 if issue == "label_issues":
                     row.append(suggested.get(i))
+            row.append(self.labels[i] in rare)
+            if leaked is not None:
+                row.append(leaked[i])
             writer.writerow([_csv_value(v) for v in row])
         return out.getvalue()
 
@@ -633,6 +700,10 @@ class CheckReport:
         if self.facts:
             parts.append("<h2>About the set</h2><ul>")
             parts += [f"<li>{esc(fact)}</li>" for fact in self.facts]
+            parts.append("</ul>")
+        if self.warnings:
+            parts.append("<h2>Warnings</h2><ul>")
+            parts += [f"<li>{esc(warning)}</li>" for warning in self.warnings]
             parts.append("</ul>")
         parts.append(
             "<h2>Summary</h2><table><tr><th>issue</th><th>images</th><th>pairs</th>"
@@ -804,7 +875,7 @@ def check_dataset(
     tables: dict[str, IssueTable] = {}
     skipped: dict[str, str] = {}
     tables["exact_duplicates"] = _exact_duplicates(groups, names, splits)
-    hashes = None
+    stats = hashes = None
     if pixels is not None:
         if len(pixels) != n:
             raise FeatlibError(f"pixels must have one image per row ({n}). Received: {len(pixels)}")
@@ -862,6 +933,8 @@ def check_dataset(
         skipped={issue: skipped[issue] for issue in (*ISSUES, "separability") if issue in skipped},
         separability=separability,
         facts=_set_facts(tables, sizes),
+        rare_classes=rare_classes(labels),
+        shortcut=find_shortcut(*property_vectors(stats, sizes), labels, groups, random_state),
     )
     return report.with_thresholds(**(thresholds or {}))
 
@@ -1162,25 +1235,27 @@ def _probe(x, labels, groups, names, random_state):
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", UserWarning)
         proba = cross_val_predict(model, data, y, cv=cv, method="predict_proba")
-    given = proba[np.arange(len(y)), y]
-    others = proba.copy()
-    others[np.arange(len(y)), y] = -1.0
-    best_other = others.argmax(axis=1)
-    other_prob = others[np.arange(len(y)), best_other]
+    found = find_label_issues(proba, y)
+    given, other_prob = found.self_confidence, found.suggested_prob
     rows = [
         (
             int(i),
             names[i],
             labels[i],
-            classes[best_other[r]] if other_prob[r] > given[r] else None,
+            classes[found.suggested[r]] if other_prob[r] > given[r] else None,
             float(given[r]),
             float(other_prob[r]),
             float(other_prob[r] - given[r]),
             bool(other_prob[r] > given[r]),
+            bool(found.confident[r]),
+            reason(labels[i], classes[found.suggested[r]], given[r], other_prob[r])
+            if other_prob[r] > given[r]
+            else "",
         )
         for r, i in enumerate(rows_in)
     ]
-    rows.sort(key=lambda r: (-r[6], r[0]))
+    rows.sort(key=lambda r: (r[4], r[0]))  # by self-confidence, as cleanlab ranks
+    threshold = _default_threshold("label_issues", given, "below")
     table = IssueTable(
         issue="label_issues",
         columns=(
@@ -1192,10 +1267,12 @@ def _probe(x, labels, groups, names, random_state):
             "suggested_prob",
             "margin",
             "other_more_likely",
+            "confident_learning",
+            "reason",
         ),
         rows=tuple(rows),
         score_column="label_prob",
-        threshold=_default_threshold("label_issues", given, "below"),
+        threshold=threshold if found.threshold is None else max(threshold, found.threshold),
         direction="below",
         eligible_column="other_more_likely",
     )

@@ -389,6 +389,8 @@ def cmd_check(args) -> int:
     print(format_table([[row[c] for c in columns] for row in report.summary_rows()], columns))
     for fact in report.facts:
         print(f"About the set: {fact}.")
+    for warning in report.warnings:
+        print(f"Warning: {warning}.")
     sep = report.separability
     if sep is not None:
         print(

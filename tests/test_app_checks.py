@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import zipfile
 
+import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
@@ -166,3 +167,32 @@ def test_a_mirrored_copy_is_shown_with_its_evidence():
     at.radio(key=state.GALLERY).set_value("near_duplicates").run()
     captions = [img.caption for image in at.get("image") for img in image.proto.imgs]
     assert any("mirrored.png" in c and "mirrored copy" in c for c in captions), captions
+
+
+def _shade(seed: int, scale: float) -> bytes:
+    """A picture of random pixels scaled in brightness."""
+    rng = np.random.default_rng(seed)
+    pixels = (rng.integers(0, 256, (40, 48, 3)) * scale).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_set_warnings_rare_class_shortcut_and_leakage_per_split():
+    """Dark cats, bright dogs, one fox, and a cat in both train and test: the page warns about
+    each, and the summary counts the leaked images per split."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for i in range(10):
+            archive.writestr(f"train/cat/{i}.png", _shade(i, 0.3))
+            archive.writestr(f"train/dog/{i}.png", _shade(100 + i, 1.0))
+        archive.writestr("train/fox/0.png", _shade(200, 0.7))
+        archive.writestr("test/cat/copy.png", _shade(0, 0.3))
+    at = uploaded([("set.zip", buf.getvalue())], **SMALL)
+    warnings = texts(at.warning)
+    assert "Class 'fox' has 1 image" in warnings
+    assert "'cat' images are dark" in warnings or "'dog' images are bright" in warnings
+    assert "2 images have an exact or near duplicate in another split (1 in 'test', 1 in " in (
+        warnings
+    )
+    assert summary(at).loc["Leakage across splits", "images"] == "2"

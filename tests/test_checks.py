@@ -464,7 +464,10 @@ def test_accuracy_text_counts_the_errors(planted):
 def test_summary_rows_titles_and_pairs(planted):
     report = planted[0]
     rows = {row["issue"]: row for row in report.summary_rows()}
-    assert list(rows) == [checks.TITLES[i] for i in ISSUES]
+    assert list(rows) == [*(checks.TITLES[i] for i in ISSUES), "Leakage across splits"]
+    # image 50 is in "train", its copy in "test"
+    assert rows["Leakage across splits"]["images"] == "2"
+    assert rows["Leakage across splits"]["meaning"].endswith("(test 1, train 1)")
     assert (
         rows["Exact duplicates"]["pairs"] == "2" and rows["Exact duplicates"]["threshold"] == "none"
     )

@@ -50,10 +50,13 @@ squares on the diagonal mean a label's images look alike to the layer.
 The network's features make a quick health check of a labelled set. **Duplicates** are files with
 the same bytes, or pictures whose features are almost identical or whose perceptual hashes match
 (resized, cropped, slightly rotated, mirrored or re-encoded copies; also across train and test:
-*leakage*). **Outliers** are far from all other images. A **label issue** is an image whose label a
-simple model, trained on the other images, finds unlikely. **Image quality** comes from the pixels
+*leakage*, counted per split). **Outliers** are far from all other images. A **label issue** is an
+image whose label a simple model, trained on the other images, finds unlikely; *confident learning*
+(cleanlab) sets how unlikely is suspicious for this set. **Image quality** comes from the pixels
 (brightness, sharpness, information). **Separability** asks whether a straight line in feature
-space can tell the labels apart: if it cannot, a model will struggle too.
+space can tell the labels apart: if it cannot, a model will struggle too. **Warnings** concern the
+whole set: a class much rarer than the others, or labels that image properties alone (brightness,
+size, shape, colour) predict — a shortcut a model would learn instead of the content.
 """,
     "sweep": """
 Each block of the network turns the image into a new set of

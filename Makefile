@@ -21,7 +21,7 @@ run: $(VENV)/.installed
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 test: $(VENV)/.installed-dev
-	FEATLIB_OFFLINE=1 $(PY) -m pytest
+	FEATLIB_OFFLINE=1 $(PY) -m pytest -n 2 --dist loadgroup
 
 bench: $(VENV)/.installed-dev
 	FEATLIB_OFFLINE=1 $(PY) benchmarks/run_all.py --quick

@@ -80,3 +80,15 @@ def server(tmp_path_factory):
 
     with serve(tmp_path_factory) as served:
         yield served.url
+
+
+# Modules whose tests run side by side on the workers of ``pytest -n`` (``make test``); every
+# other module runs whole on one worker, so that its module-scoped fixtures (a local Ray, a
+# Streamlit server, computed features) are built once.
+SPREAD = frozenset({"test_app_walk.py"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))

@@ -3,8 +3,9 @@ sidebar choice or a widget of the page to a random allowed value, press buttons,
 session with the same URL: uploads and everything else of the old session are gone), upload a
 few files, look at another sample set; after every step, no exception.
 
-Three walks of ``FEATLIB_WALK_STEPS`` steps each (default 100: a step is one or two reruns,
-0.6 s on two idle cores and 2.5 s on busy ones, so 300 steps take three to twelve minutes), seeded
+Three walks of ``FEATLIB_WALK_STEPS`` steps each (default 70: a step is one or two reruns,
+0.6 s on two idle cores and 2.5 s on busy ones, so 210 steps take two to nine minutes; under
+``make test`` the three walks run side by side on its two workers), seeded
 from ``FEATLIB_WALK_SEED`` (default 0). A failure prints every step so far (with its seconds) and
 the command that replays the walk up to the failing step.
 
@@ -33,7 +34,7 @@ from ui.sidebar import POOLINGS, WEIGHTS
 offline = test_app.offline  # autouse here too: offline, empty caches, a fresh store
 
 SEED = int(os.environ.get("FEATLIB_WALK_SEED", "0"))
-STEPS = int(os.environ.get("FEATLIB_WALK_STEPS", "100"))
+STEPS = int(os.environ.get("FEATLIB_WALK_STEPS", "70"))
 PAGES = ["app_pages/home.py", "app_pages/feature_maps.py", "app_pages/projections.py",
          "app_pages/neighbours.py", "app_pages/checks.py", "app_pages/teaching.py",
          "app_pages/model.py"]  # fmt: skip

@@ -5,7 +5,7 @@ import streamlit as st
 import ui
 from featlib import render
 from featlib.checks import format_percent, report_thumbnails
-from ui import resources, state
+from ui import data, resources, state
 from ui.explain import explain
 from ui.state import Interval, url_widget
 
@@ -106,7 +106,8 @@ def separability_ui(sep) -> None:
 
 def _caption(row: dict, index_column: str, score_column: str, names, labels) -> str:
     i = row[index_column]
-    text = f"{names[i]} · {labels[i] or '(no label)'} · {score_column} {row[score_column]:.4g}"
+    label = labels[i] or "(no label)"
+    text = f"{data.breakable(names[i])} · {label} · {score_column} {row[score_column]:.4g}"
     if row.get("reason"):
         text += f" · {row['reason']}"
     if row.get("evidence") and index_column == "index_b":  # a pair's evidence, said once

@@ -165,7 +165,9 @@ def test_a_mirrored_copy_is_shown_with_its_evidence():
     at = uploaded(files, **SMALL)
     assert summary(at).loc["Near duplicates", "pairs"] == "1"
     at.radio(key=state.GALLERY).set_value("near_duplicates").run()
-    captions = [img.caption for image in at.get("image") for img in image.proto.imgs]
+    captions = [
+        img.caption.replace("\u200b", "") for image in at.get("image") for img in image.proto.imgs
+    ]
     assert any("mirrored.png" in c and "mirrored copy" in c for c in captions), captions
 
 
@@ -196,3 +198,13 @@ def test_set_warnings_rare_class_shortcut_and_leakage_per_split():
         warnings
     )
     assert summary(at).loc["Leakage across splits", "images"] == "2"
+
+
+def test_gallery_names_wrap_between_words_not_inside_them():
+    from ui.data import breakable
+
+    shown = breakable("hubble_deep_field.png")
+    assert shown.replace("\u200b", "") == "hubble_deep_field.png"
+    assert shown.split("\u200b") == ["hubble_", "deep_", "field", ".png"]
+    long = breakable("a" * 30 + "_" + "b" * 30 + ".jpg")
+    assert "…" in long and len(long.replace("\u200b", "")) == 40

@@ -18,6 +18,7 @@ from ui import state
 __all__ = [
     "SOURCES",
     "Data",
+    "breakable",
     "caption",
     "counted",
     "current",
@@ -63,19 +64,22 @@ _BREAK = "\u200b"  # a zero-width space: where a browser may wrap a line, invisi
 _LONGEST_NAME = 40
 
 
-def caption(record, *parts: str) -> str:
-    """A gallery caption: the file name (shortened in the middle when very long), then ``parts``
-    and the label, joined by " · ". Narrow captions wrap after "_", "-", "/" or before the
-    extension instead of in the middle of a word."""
-    name = record.name
+def breakable(name: str) -> str:
+    """A file name for a narrow caption: shortened in the middle when very long, and wrapping
+    after "_", "-", "/" or before the extension instead of in the middle of a word."""
     if len(name) > _LONGEST_NAME:
         name = f"{name[: _LONGEST_NAME // 2 - 1]}…{name[-(_LONGEST_NAME // 2) :]}"
     for mark in "_-/":
         name = name.replace(mark, mark + _BREAK)
     stem, dot, suffix = name.rpartition(".")
-    name = f"{stem}{_BREAK}.{suffix}" if dot and stem else name
+    return f"{stem}{_BREAK}.{suffix}" if dot and stem else name
+
+
+def caption(record, *parts: str) -> str:
+    """A gallery caption: the file name (``breakable``), then ``parts`` and the label, joined
+    by " · "."""
     label = () if record.label is None else (record.label,)
-    return " · ".join((name, *parts, *label))
+    return " · ".join((breakable(record.name), *parts, *label))
 
 
 def describe(source: str) -> str:

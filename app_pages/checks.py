@@ -4,7 +4,8 @@ import streamlit as st
 
 import ui
 from featlib import render
-from featlib.checks import format_percent, report_thumbnails
+from featlib.analysis.checks.dataset import report_thumbnails
+from featlib.analysis.checks.report import format_percent
 from ui import data, resources, state
 from ui.explain import explain
 from ui.state import Interval, url_widget

@@ -6,7 +6,7 @@ import streamlit as st
 import featlib
 import ui
 from featlib import render
-from featlib.maps import channel_stats, top_channels
+from featlib.analysis.maps import channel_stats, top_channels
 from ui import data, resources, state
 from ui.explain import explain
 from ui.state import url_widget

@@ -3,8 +3,8 @@
 import streamlit as st
 
 import ui
-from featlib import imagenet
-from featlib.extraction import device_name
+from featlib.extraction._device import device_name
+from featlib.models import imagenet
 from ui import data, resources
 
 choices = ui.sidebar()

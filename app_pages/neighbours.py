@@ -8,7 +8,7 @@ import streamlit as st
 import featlib
 import ui
 from featlib import render
-from featlib.images import decode_image, resize_image
+from featlib.images.decode import decode_image, resize_image
 from ui import data, resources, state
 from ui.explain import explain
 from ui.state import url_widget

@@ -5,7 +5,9 @@ import math
 import streamlit as st
 
 import ui
-from featlib import export, imagenet, render
+from featlib import render
+from featlib.models import imagenet
+from featlib.render import export
 from ui import data, resources, state
 from ui.explain import explain
 from ui.state import url_widget

@@ -4,9 +4,10 @@ import streamlit as st
 
 import featlib
 import ui
-from featlib import imagenet, render
-from featlib.saliency import SCORES
-from featlib.sweep import describe_sweep, sweep_problem
+from featlib import render
+from featlib.models import imagenet
+from featlib.teaching.saliency import SCORES
+from featlib.teaching.sweep import describe_sweep, sweep_problem
 from ui import data, resources, state
 from ui.explain import explain, lesson
 from ui.state import flag, url_widget

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("FEATLIB_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from featlib.cli import format_table
+from featlib.cli.commands import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,7 +71,7 @@ def write_files(files: list[tuple[str, bytes]], folder: Path) -> None:
 
 def machine() -> str:
     """One line about where this ran."""
-    from featlib.extraction import cpu_has_bf16, device_name
+    from featlib.extraction._device import cpu_has_bf16, device_name
 
     return (
         f"device {device_name()}, {os.cpu_count()} CPU threads, "

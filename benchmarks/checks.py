@@ -42,8 +42,8 @@ def dataset(n: int, seed: int = 0):
 
 def flags_on_samples() -> None:
     """Flagged images per issue on each bundled sample set, at the default thresholds."""
-    from featlib.checks import ISSUES, TITLES
-    from featlib.layers import block_outputs, default_layer, list_layers
+    from featlib.analysis.checks.issues import ISSUES, TITLES
+    from featlib.models.layers import block_outputs, default_layer, list_layers
 
     print(f"# checks: images flagged per issue on the clean sample sets; {machine()}")
     rows = []

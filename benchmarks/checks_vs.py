@@ -34,7 +34,7 @@ from _common import format_table, machine
 from PIL import Image, ImageEnhance, ImageFilter
 
 import featlib
-from featlib.layers import block_outputs, default_layer, list_layers
+from featlib.models.layers import block_outputs, default_layer, list_layers
 from tests.test_near_duplicates import EDITS, PHOTOS, distinct_pictures
 
 PLANTED = {"exact duplicate": 6, "near duplicate": len(EDITS) * 2, "dark": 3, "blurry": 3,

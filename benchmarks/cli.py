@@ -32,7 +32,7 @@ import numpy as np
 from _common import format_table, timed, write_files
 from PIL import Image
 
-from featlib.tuning import cpu_has_bf16, cpu_model
+from featlib.extraction._device import cpu_has_bf16, cpu_model
 
 N_IMAGES = 256
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "horse", "camera", "brick", "grass",

@@ -9,7 +9,7 @@ as false flags), side by side for
 - the hand rule: probability of the given label below the stricter of 0.2 and a fence on the
   set's quartiles, another label more likely (the check before confident learning);
 - featlib now: the hand rule's threshold raised to cover cleanlab's ``low_self_confidence``
-  picks (``featlib.label_issues``).
+  picks (``featlib.analysis.checks.label_issues``).
 
     FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/label_issues.py            # 5 seeds
     FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/label_issues.py --seeds 2  # quicker
@@ -23,8 +23,8 @@ import numpy as np
 from _common import format_table, machine
 
 import featlib
-from featlib.checks import _default_threshold  # the hand rule's threshold, for comparison
-from featlib.layers import block_outputs, default_layer, list_layers
+from featlib.analysis.checks.dataset import _default_threshold
+from featlib.models.layers import block_outputs, default_layer, list_layers
 
 RATES = (0.0, 0.05, 0.10, 0.20)
 

@@ -15,8 +15,8 @@ import time
 import numpy as np
 from _common import format_table, machine
 
-from featlib.checks import check_dataset
-from featlib.hashes import image_hashes
+from featlib.analysis.checks.dataset import check_dataset
+from featlib.analysis.checks.hashes import image_hashes
 from tests.test_near_duplicates import EDITS, edited_set, pair_rates
 
 PLAIN_PHASH_BITS = 10

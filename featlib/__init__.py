@@ -14,7 +14,7 @@ Example::
 
 from __future__ import annotations
 
-import importlib
+from featlib._exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -31,46 +31,48 @@ _EXPORTS = {
         "UnknownLayerError",
         "WeightsUnavailableError",
     ],
-    "featlib.registry": ["BackboneSpec", "available_weights", "get_spec", "list_backbones"],
-    "featlib.weights": ["fetch_weights", "import_weights", "weights_key"],
-    "featlib.backbones": ["Backbone", "load_backbone", "load_model_file"],
-    "featlib.layers": ["LayerInfo", "block_outputs", "default_layer", "find_layer", "list_layers"],
-    "featlib.extraction": ["Extractor", "extract", "extract_set"],
-    "featlib.features": ["Features"],
-    "featlib.store": ["FeatureStore"],
+    "featlib.models.registry": ["BackboneSpec", "available_weights", "get_spec", "list_backbones"],
+    "featlib.models.weights": ["fetch_weights", "import_weights", "weights_key"],
+    "featlib.models.backbones": ["Backbone", "load_backbone", "load_model_file"],
+    "featlib.models.layers": [
+        "LayerInfo",
+        "block_outputs",
+        "default_layer",
+        "find_layer",
+        "list_layers",
+    ],
+    "featlib.extraction.extractor": ["Extractor", "extract"],
+    "featlib.extraction.pipeline": ["extract_set"],
+    "featlib.extraction.features": ["Features"],
+    "featlib.extraction.store": ["FeatureStore"],
     "featlib.engine.shards": ["read_features"],
-    "featlib.images": [
-        "RESIZE_MODES",
+    "featlib.images.decode": [
         "ImageLimits",
         "ImageRecord",
-        "ImageSet",
+        "RESIZE_MODES",
         "decode_image",
-        "from_csv",
-        "from_folder",
-        "from_uploads",
-        "from_zip",
-        "list_samples",
-        "load_samples",
-        "open_source",
         "resize_image",
     ],
-    "featlib.projection": ["METHODS", "Projection", "procrustes_align", "project", "warm_up_umap"],
-    "featlib.neighbors": ["nearest", "nearest_all", "order_by_label", "similarity_matrix"],
-    "featlib.checks": [
-        "DEFAULT_THRESHOLDS",
-        "ISSUES",
-        "CheckReport",
-        "IssueTable",
-        "Separability",
-        "check_dataset",
-        "check_image_set",
-        "report_thumbnails",
+    "featlib.images.imageset": ["ImageSet"],
+    "featlib.images.sources": ["from_csv", "from_folder", "from_uploads", "open_source"],
+    "featlib.images.zip": ["from_zip"],
+    "featlib.images.samples": ["list_samples", "load_samples"],
+    "featlib.analysis.projection": [
+        "METHODS",
+        "Projection",
+        "procrustes_align",
+        "project",
+        "warm_up_umap",
     ],
-    "featlib.cluster": ["kmeans_labels"],
-    "featlib.export": ["coordinates_csv", "projector_zip", "vectors_npz"],
-    "featlib.maps": ["ChannelStats", "channel_stats", "top_channels"],
-    "featlib.saliency": ["GradCam", "gradcam"],
-    "featlib.channels": [
+    "featlib.analysis.neighbors": ["nearest", "nearest_all", "order_by_label", "similarity_matrix"],
+    "featlib.analysis.checks.issues": ["DEFAULT_THRESHOLDS", "ISSUES"],
+    "featlib.analysis.checks.report": ["CheckReport", "IssueTable", "Separability"],
+    "featlib.analysis.checks.dataset": ["check_dataset", "check_image_set", "report_thumbnails"],
+    "featlib.analysis.cluster": ["kmeans_labels"],
+    "featlib.render.export": ["coordinates_csv", "projector_zip", "vectors_npz"],
+    "featlib.analysis.maps": ["ChannelStats", "channel_stats", "top_channels"],
+    "featlib.teaching.saliency": ["GradCam", "gradcam"],
+    "featlib.teaching.channels": [
         "ChannelHits",
         "LayerScan",
         "Maximized",
@@ -80,7 +82,7 @@ _EXPORTS = {
         "scan_layer",
         "top_activations",
     ],
-    "featlib.sweep": [
+    "featlib.teaching.sweep": [
         "Sweep",
         "describe_sweep",
         "islands",
@@ -90,18 +92,4 @@ _EXPORTS = {
     ],
 }
 
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(_WHERE[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'featlib' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -290,8 +290,8 @@ def fake_imagenet(tmp_path):
     import keras
     from keras.src.legacy.saving import legacy_h5_format
 
-    from featlib.backbones import get_spec
-    from featlib.imagenet import CLASS_INDEX_FILE
+    from featlib.models.imagenet import CLASS_INDEX_FILE
+    from featlib.models.registry import get_spec
 
     folder = tmp_path / "keras" / "models"
     folder.mkdir(parents=True)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import featlib
-from featlib.checks import TITLES
+from featlib.analysis.checks.issues import TITLES
 from tests import test_app
 from tests.test_app import CHECKS, SMALL, app, png, texts
 from ui import state

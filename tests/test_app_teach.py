@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import featlib
-from featlib import channels
+from featlib.teaching import channels
 from tests import test_app
 from tests.test_app import SMALL, TEACHING, app, png, texts, tiny_model_file
 from ui import explain, state
@@ -149,7 +149,7 @@ def test_gradcam_for_a_users_classifier_and_an_imagenet_top(tmp_path, imagenet_c
     import keras
     from keras.src.legacy.saving import legacy_h5_format
 
-    from featlib.backbones import get_spec
+    from featlib.models.registry import get_spec
 
     notop = keras.applications.MobileNetV2(weights=None, include_top=False)
     with h5py.File(imagenet_cache / get_spec("mobilenetv2").imagenet_files[0], "w") as h5:
@@ -167,7 +167,7 @@ def lesson_features(tmp_path_factory):
     """What the lesson's pages compute, in the precision the app runs: every block of VGG16,
     pooled, for the lesson's sample sets with the weights the lesson opens with; and the layer
     sweep of faces with those weights and random ones, at the size the app sweeps them."""
-    from featlib.sweep import sweep_input_size
+    from featlib.teaching.sweep import sweep_input_size
 
     store = featlib.FeatureStore(tmp_path_factory.mktemp("lesson-store"))
     name = explain.BASE["backbone"]
@@ -192,8 +192,8 @@ def lesson_features(tmp_path_factory):
 @pytest.mark.slow
 def test_every_lesson_claim_holds_for_the_lessons_data(lesson_features):
     """Each step's notice, checked against what its page computes with the lesson's weights."""
-    from featlib.neighbors import nearest_all
-    from featlib.sweep import SAME, describe_sweep, islands
+    from featlib.analysis.neighbors import nearest_all
+    from featlib.teaching.sweep import SAME, describe_sweep, islands
 
     steps = {step.title: step for step in explain.LESSON}
     bb, found = lesson_features

@@ -25,7 +25,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from featlib.images import RESIZE_MODES
+from featlib.images.decode import RESIZE_MODES
 from tests import test_app
 from tests.test_app import APP, png
 from ui import data, state

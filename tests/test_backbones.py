@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 
 import featlib
-from featlib import backbones
 from featlib._tf import keras, tf
-from featlib.backbones import REGISTRY, get_spec, load_backbone, load_model_file
 from featlib.errors import (
     ModelFileError,
     OptionError,
     UnknownBackboneError,
     WeightsUnavailableError,
 )
+from featlib.models import backbones
+from featlib.models.backbones import load_backbone, load_model_file
+from featlib.models.registry import REGISTRY, get_spec
 
 MODEL_LIST = featlib.list_backbones()
 

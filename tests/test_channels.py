@@ -11,14 +11,14 @@ from PIL import Image
 
 import featlib
 from featlib._tf import keras
-from featlib.channels import (
+from featlib.errors import FeatlibError
+from featlib.teaching.channels import (
     channel_hits,
     maximize_channel,
     receptive_field_box,
     scan_layer,
     top_activations,
 )
-from featlib.errors import FeatlibError
 
 SIZE = 48
 SQUARE = 6

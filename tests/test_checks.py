@@ -1,4 +1,4 @@
-"""featlib.checks on a small labelled set with planted problems whose answers are known.
+"""featlib.analysis.checks on a small labelled set with planted problems whose answers are known.
 
 Precision bound used throughout: at the default thresholds at most 5% of the clean images
 (those without a planted problem of that kind) are flagged.
@@ -13,8 +13,11 @@ from skimage.color import rgb2gray
 from skimage.filters import gaussian, laplace
 from skimage.measure import shannon_entropy
 
-from featlib import checks
-from featlib.checks import DEFAULT_THRESHOLDS, ISSUES, CheckReport, check_dataset
+from featlib.analysis import checks, probe
+from featlib.analysis.checks import dataset, pixels
+from featlib.analysis.checks.dataset import check_dataset
+from featlib.analysis.checks.issues import DEFAULT_THRESHOLDS, ISSUES
+from featlib.analysis.checks.report import CheckReport
 from featlib.errors import FeatlibError
 
 MAX_FALSE_FLAG_RATE = 0.05
@@ -202,7 +205,7 @@ def test_odd_size_flags_the_tiny_image_only(planted):
 
 def test_entropy_is_skimage_shannon_entropy():
     img = _texture(np.random.default_rng(5), 40, 50)
-    stats, sizes, _ = checks._pixel_stats([img], ["x"])
+    stats, sizes, _ = pixels.pixel_stats([img], ["x"])
     expected = shannon_entropy(np.round(rgb2gray(img) * 255).astype(np.uint8))
     assert stats[0, 2] == pytest.approx(expected, rel=1e-2)
     assert sizes == [(50, 40)]
@@ -210,7 +213,7 @@ def test_entropy_is_skimage_shannon_entropy():
 
 def test_blur_score_is_variance_of_skimage_laplace():
     img = _texture(np.random.default_rng(7), 60, 70)
-    stats, _, _ = checks._pixel_stats([img], ["x"])
+    stats, _, _ = pixels.pixel_stats([img], ["x"])
     gray = (img.astype(np.float32) @ checks._GRAY_WEIGHTS) / 255
     np.testing.assert_allclose(gray, rgb2gray(img), atol=1e-5)
     assert stats[0, 1] == pytest.approx(laplace(gray).var() * 255**2, rel=1e-5)
@@ -219,7 +222,7 @@ def test_blur_score_is_variance_of_skimage_laplace():
 def test_blur_score_does_not_depend_on_resolution():
     img = _texture(np.random.default_rng(6), 256, 256)
     big = np.repeat(np.repeat(img, 4, axis=0), 4, axis=1)  # 1024 px, same content
-    stats, _, _ = checks._pixel_stats([img, big], ["small", "big"])
+    stats, _, _ = pixels.pixel_stats([img, big], ["small", "big"])
     assert stats[1, 1] == pytest.approx(stats[0, 1], rel=1e-4)
 
 
@@ -229,8 +232,13 @@ def test_thresholds_change_flags_without_recomputing(planted, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("recomputed")
 
-    for name in ("nearest_all", "cross_val_predict", "_pixel_stats", "convolve"):
-        monkeypatch.setattr(checks, name, fail)
+    for module, name in (
+        (dataset, "nearest_all"),
+        (probe, "cross_val_predict"),
+        (dataset, "pixel_stats"),
+        (pixels, "convolve"),
+    ):
+        monkeypatch.setattr(module, name, fail)
     before = report.summary()
     strict = report.with_thresholds(near_duplicates=0.99999999, blurry=1e9, outliers=0.0)
     after = dict((issue, n) for issue, n, _ in strict.summary())

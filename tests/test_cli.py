@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from featlib.backbones import load_model_file
 from featlib.cli import main
-from featlib.extraction import extract_set
-from featlib.images import from_folder
-from featlib.store import FeatureStore
+from featlib.extraction.pipeline import extract_set
+from featlib.extraction.store import FeatureStore
+from featlib.images.sources import from_folder
+from featlib.models.backbones import load_model_file
 
 
 def _png(seed: int, size=(40, 30)) -> bytes:

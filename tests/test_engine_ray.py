@@ -25,7 +25,7 @@ from featlib.cli import main
 from featlib.engine import ray as engine
 from featlib.engine.shards import errors_path, shard_files
 from featlib.errors import FeatlibError
-from featlib.extraction import resolve_precision
+from featlib.extraction._device import resolve_precision
 from tests.fake_s3 import fake_s3
 
 pytestmark = pytest.mark.slow

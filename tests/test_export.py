@@ -1,4 +1,4 @@
-"""featlib.export: CSV coordinates, .npz vectors and the Embedding Projector ZIP."""
+"""featlib.render.export: CSV coordinates, .npz vectors and the Embedding Projector ZIP."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from featlib.errors import FeatlibError
-from featlib.export import coordinates_csv, projector_zip, sprite, vectors_npz
+from featlib.render.export import coordinates_csv, projector_zip, sprite, vectors_npz
 
 NAMES = ["a.png", "cat/b,1.png", 'quote".png']
 LABELS = ["cat", None, "tab\tand\nnewline"]

@@ -12,15 +12,16 @@ import pytest
 from PIL import Image
 
 import featlib
-from featlib import extraction, tuning
 from featlib._tf import keras
-from featlib.backbones import load_model_file
 from featlib.errors import FeatlibError, OptionError
-from featlib.extraction import Extractor, default_batch_size, resolve_precision
-from featlib.fold import list_foldable
-from featlib.layers import list_layers
-from featlib.store import FeatureStore
-from featlib.tuning import Settings
+from featlib.extraction import extractor, pipeline, settings, tuning
+from featlib.extraction._device import default_batch_size, resolve_precision
+from featlib.extraction.extractor import Extractor
+from featlib.extraction.settings import Settings
+from featlib.extraction.store import FeatureStore
+from featlib.models.backbones import load_model_file
+from featlib.models.fold import list_foldable
+from featlib.models.layers import list_layers
 
 EQUIVALENCE = [("vgg16", 64), ("resnet50", 64), ("mobilenetv2", 64), ("efficientnetb0", 64),
                ("inceptionv3", 96)]  # fmt: skip
@@ -178,13 +179,13 @@ def test_extract_set_equals_the_extractor_and_decodes_at_the_lowest_priority(
     files = _png_files(11)
     images = featlib.from_uploads([*files, ("copy.png", files[0][1])])
     priorities = []
-    load = extraction._load
+    load = pipeline._load
 
     def spy(*args):
         priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         return load(*args)
 
-    monkeypatch.setattr(extraction, "_load", spy)
+    monkeypatch.setattr(pipeline, "_load", spy)
     bb = load_model_file(model_file)
     feats = featlib.extract_set(bb, images, ["conv1", "gap"], batch_size=4)
     assert feats.names == [r.name for r in images.ok] and feats.computed == 11
@@ -208,7 +209,7 @@ def test_the_shared_folded_copy_does_not_keep_a_model_alive(model_file, with_bat
     ex = Extractor(bb, list_layers(bb)[-1].name)
     ex(_images(1, bb.input_size))
     model = weakref.ref(bb.model)
-    assert model() in extraction._FOLDED
+    assert model() in extractor._FOLDED
     del bb, ex
     gc.collect()
     assert model() is None
@@ -271,7 +272,7 @@ def test_a_fully_stored_set_runs_no_model(model_file, tmp_path, monkeypatch):
     def no_model(*args, **kwargs):
         raise AssertionError("an Extractor was built")
 
-    monkeypatch.setattr(extraction, "Extractor", no_model)
+    monkeypatch.setattr(pipeline, "Extractor", no_model)
     again = featlib.extract_set(bb, images, ["conv1", "gap"], store=store)
     assert again.computed == 0
     for name, want in first.features.items():
@@ -280,19 +281,19 @@ def test_a_fully_stored_set_runs_no_model(model_file, tmp_path, monkeypatch):
 
 def test_auto_times_only_a_job_large_enough_to_repay_it(model_file, tmp_path, monkeypatch):
     monkeypatch.setenv("FEATLIB_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(tuning, "_measured", {})
+    monkeypatch.setattr(settings, "_measured", {})
     timed = []
     monkeypatch.setattr(tuning, "_measure", lambda bb: timed.append(bb) or Settings("float32", 3))
     bb, images = load_model_file(model_file), _pngs(5)
     small = featlib.extract_set(bb, images, "gap", precision="auto")
     assert timed == []  # 5 images cannot repay the timing: the hardware defaults
-    arch = tuning.architecture(bb.name, bb.include_top, bb.key)
+    arch = settings.architecture(bb.name, bb.include_top, bb.key)
     defaults = Settings(resolve_precision("auto"), default_batch_size(bb.input_size), False, False)
-    assert tuning.known_settings(arch, bb.input_size) == defaults
-    monkeypatch.setattr(extraction, "worth_tuning", lambda n, size: n >= 5)
+    assert settings.known_settings(arch, bb.input_size) == defaults
+    monkeypatch.setattr(pipeline, "worth_tuning", lambda n, size: n >= 5)
     large = featlib.extract_set(bb, images, "gap", precision="auto")
     assert timed == [bb]
-    assert tuning.known_settings(arch, bb.input_size) == Settings("float32", 3)
+    assert settings.known_settings(arch, bb.input_size) == Settings("float32", 3)
     np.testing.assert_allclose(large.features["gap"], small.features["gap"], rtol=2e-2, atol=2e-2)
 
 

@@ -8,8 +8,8 @@ import pytest
 import featlib
 from featlib._tf import keras
 from featlib.errors import UnknownLayerError
-from featlib.fold import FoldedBatchNorm, fold_batchnorm, list_foldable
-from featlib.layers import layer_outputs
+from featlib.models.fold import FoldedBatchNorm, fold_batchnorm, list_foldable
+from featlib.models.layers import layer_outputs
 
 L = keras.layers
 

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from featlib.errors import ImageError
-from featlib.images import RESIZE_MODES, ImageLimits, from_uploads
+from featlib.images.decode import RESIZE_MODES, ImageLimits
+from featlib.images.sources import from_uploads
 from tests.test_images import png_header
 
 SIZE = (32, 24)  # (height, width) asked of every usable image

@@ -21,6 +21,7 @@ from PIL import Image
 
 from featlib import images as fi
 from featlib.errors import ArchiveError, FeatlibError, ImageError, SourceError
+from featlib.images import sources
 from tests.fake_s3 import fake_s3
 
 # --- builders ------------------------------------------------------------------------------------
@@ -853,7 +854,7 @@ def test_samples_arguments():
 def test_open_source_dispatches(pets, tmp_path, monkeypatch):
     (tmp_path / "pets.zip").write_bytes(make_zip([("cat/a.png", noise(1))]))
     (tmp_path / "list.csv").write_text("pets/loose.png,x\n")
-    monkeypatch.setattr(fi, "load_samples", lambda name: f"sample {name}")
+    monkeypatch.setattr(sources, "load_samples", lambda name: f"sample {name}")
 
     assert fi.open_source(str(pets)).records == fi.from_folder(pets).records
     assert fi.open_source(tmp_path / "pets.zip").labels == ["cat"]

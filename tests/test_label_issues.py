@@ -1,4 +1,4 @@
-"""Label issues by confident learning (featlib.label_issues) through check_dataset: labels
+"""Label issues by confident learning (featlib.analysis.checks.label_issues) through check_dataset: labels
 flipped on the bundled digits (scikit-learn's load_digits, the "digits" sample, its 8x8 pixels
 as features) must be found, a clean set must flag few.
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from featlib.checks import check_dataset
-from featlib.label_issues import find_label_issues, reason
+from featlib.analysis.checks.dataset import check_dataset
+from featlib.analysis.checks.label_issues import find_label_issues, reason
 
 N = 500
 

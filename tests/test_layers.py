@@ -6,7 +6,7 @@ import pytest
 
 import featlib
 from featlib.errors import UnknownLayerError
-from featlib.layers import find_layer, list_layers
+from featlib.models.layers import find_layer, list_layers
 
 
 def test_tiny_model_records(tiny_model):

@@ -1,4 +1,4 @@
-"""featlib.maps (channel statistics), featlib.cluster (k-means) and featlib.imagenet (class
+"""featlib.analysis.maps (channel statistics), featlib.analysis.cluster (k-means) and featlib.models.imagenet (class
 names and top-k, from a Keras cache laid out in a temporary folder)."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from featlib import imagenet
-from featlib.cluster import kmeans_labels
+from featlib.analysis.cluster import kmeans_labels
+from featlib.analysis.maps import channel_stats, top_channels
 from featlib.errors import FeatlibError, WeightsUnavailableError
-from featlib.maps import channel_stats, top_channels
+from featlib.models import imagenet
 
 
 @pytest.fixture

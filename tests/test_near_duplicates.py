@@ -17,8 +17,8 @@ import pytest
 from PIL import Image, ImageEnhance, ImageOps
 from skimage import data
 
-from featlib.checks import check_dataset
-from featlib.hashes import MATCH_BITS, image_hashes, match, match_bound
+from featlib.analysis.checks.dataset import check_dataset
+from featlib.analysis.checks.hashes import MATCH_BITS, image_hashes, match, match_bound
 
 PHOTOS = (
     "astronaut", "brick", "camera", "chelsea", "coffee", "coins", "colorwheel", "grass",

@@ -1,11 +1,11 @@
-"""featlib.neighbors against a brute-force numpy reference."""
+"""featlib.analysis.neighbors against a brute-force numpy reference."""
 
 import numpy as np
 import pytest
 
-from featlib import neighbors
+from featlib.analysis import neighbors
+from featlib.analysis.neighbors import nearest, nearest_all, order_by_label, similarity_matrix
 from featlib.errors import FeatlibError
-from featlib.neighbors import nearest, nearest_all, order_by_label, similarity_matrix
 
 
 def _features(n=40, d=12, seed=0):
@@ -48,7 +48,7 @@ def test_nearest_clips_k_to_available_rows():
 @pytest.mark.parametrize("block_floats", [10, 4_000_000])
 @pytest.mark.parametrize("k", [1, 4])
 def test_nearest_all_matches_brute_force(monkeypatch, block_floats, k):
-    monkeypatch.setattr(neighbors, "_BLOCK_FLOATS", block_floats)  # 10: one row per block
+    monkeypatch.setattr(neighbors, "BLOCK_FLOATS", block_floats)  # 10: one row per block
     x = _features(n=30)
     sims = _reference_similarity(x)
     np.fill_diagonal(sims, -np.inf)

@@ -1,4 +1,4 @@
-"""featlib.projection: PCA against scikit-learn, t-SNE and UMAP on separable blobs, Procrustes."""
+"""featlib.analysis.projection: PCA against scikit-learn, t-SNE and UMAP on separable blobs, Procrustes."""
 
 import subprocess
 import sys
@@ -10,8 +10,8 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
+from featlib.analysis.projection import Projection, procrustes_align, project, warm_up_umap
 from featlib.errors import FeatlibError
-from featlib.projection import Projection, procrustes_align, project, warm_up_umap
 
 
 def _blobs(per_class=30, d=20, seed=0):
@@ -54,7 +54,7 @@ def test_pca_matches_sklearn(normalize, n_components):
 
 @pytest.mark.parametrize("n_components", [2, 3])
 def test_chunked_pca_matches_full_pca_up_to_sign(monkeypatch, n_components):
-    from featlib import projection as project_module
+    from featlib.analysis import projection as project_module
 
     monkeypatch.setattr(project_module, "_CHUNK_FLOATS", 300)  # 10 rows per chunk
     x = _low_rank(n=150, d=30)
@@ -100,7 +100,7 @@ def test_tsne_clips_perplexity_for_small_sets():
 
 
 def test_quality_is_computed_on_a_seeded_subsample(monkeypatch):
-    from featlib import projection as project_module
+    from featlib.analysis import projection as project_module
 
     monkeypatch.setattr(project_module, "_QUALITY_SAMPLE", 50)
     x = _low_rank(n=120)
@@ -126,7 +126,7 @@ def test_umap_separates_blobs_without_tensorflow():
 
 
 def test_warm_up_compiles_both_of_umaps_neighbour_paths(monkeypatch):
-    from featlib import projection as project_module
+    from featlib.analysis import projection as project_module
 
     sizes = []
     monkeypatch.setattr(project_module, "_umap", lambda x, *args: sizes.append(len(x)))
@@ -139,8 +139,8 @@ def test_modules_do_not_import_tensorflow():
     code = (
         "import sys, featlib\n"
         "before = 'tensorflow' in sys.modules\n"
-        "import featlib.projection, featlib.neighbors, featlib.checks\n"
-        "featlib.projection._umap_class()\n"
+        "import featlib.analysis.projection, featlib.analysis.neighbors, featlib.analysis.checks\n"
+        "featlib.analysis.projection._umap_class()\n"
         "print(before or 'tensorflow' not in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,18 +7,19 @@ import plotly.graph_objects as go
 import pytest
 
 from featlib import render
+from featlib.render import images as render_images
 
 
 @pytest.mark.parametrize("colorscale", render.COLORSCALES)
 def test_colorize_maps_the_range_to_the_scale_ends(colorscale):
     out = render.colorize(np.array([[0.0, 0.5, 1.0]]), colorscale)
     assert out.shape == (1, 3, 3) and out.dtype == np.uint8
-    lut = render._lut(colorscale)
+    lut = render_images._lut(colorscale)
     np.testing.assert_array_equal(out[0, [0, 2]], lut[[0, 255]])
 
 
 def test_colorize_constant_and_clipped():
-    lut = render._lut("gray")
+    lut = render_images._lut("gray")
     assert (render.colorize(np.full((2, 2), 7.0), "gray") == lut[0]).all()
     clipped = render.colorize(np.array([[-5.0, 5.0]]), "gray", vmin=0, vmax=1)
     np.testing.assert_array_equal(clipped[0], lut[[0, 255]])
@@ -48,7 +49,7 @@ def test_overlay_blends_heat_over_the_image():
     values = np.zeros((4, 4))
     values[0, 0] = 1.0
     out = render.overlay(image, values, "gray", alpha=0.5)
-    low, high = render._lut("gray")[[0, 255]].astype(float)
+    low, high = render_images._lut("gray")[[0, 255]].astype(float)
     assert out.shape == image.shape
     np.testing.assert_array_equal(out[0, 0], np.rint(50 + high / 2))  # the hot corner
     np.testing.assert_array_equal(out[31, 31], np.rint(50 + low / 2))  # the cold one
@@ -133,7 +134,7 @@ def test_confusion_heatmap_refuses_a_mismatch():
 
 
 def _sweep(weights: str, accuracy):
-    from featlib.sweep import Sweep
+    from featlib.teaching.sweep import Sweep
 
     rng = np.random.default_rng(0)
     return Sweep(

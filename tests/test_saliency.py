@@ -13,7 +13,7 @@ import pytest
 import featlib
 from featlib._tf import keras
 from featlib.errors import FeatlibError
-from featlib.saliency import gradcam
+from featlib.teaching.saliency import gradcam
 
 SIZE = 32
 SQUARE = 6

@@ -1,4 +1,4 @@
-"""Checks of a set as a whole (featlib.set_checks): rare classes, labels that image properties
+"""Checks of a set as a whole (featlib.analysis.checks.set_checks): rare classes, labels that image properties
 predict (shortcuts), duplicates across splits, alone and through check_dataset's report."""
 
 import csv
@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from skimage.filters import gaussian
 
-from featlib.checks import check_dataset
-from featlib.set_checks import find_shortcut, leaked_images, property_vectors, rare_classes
+from featlib.analysis.checks.dataset import check_dataset
+from featlib.analysis.checks.set_checks import (
+    find_shortcut,
+    leaked_images,
+    property_vectors,
+    rare_classes,
+)
 
 
 def _texture(rng, h, w, scale=1.0):

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import featlib
-from featlib.store import FeatureStore
+from featlib.extraction.store import FeatureStore
 
 KEY_ARGS = {
     "sha256": "ab" * 32,
@@ -144,7 +144,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from featlib.store import FeatureStore
+    from featlib.extraction.store import FeatureStore
 
     store = FeatureStore(sys.argv[1])
     me = int(sys.argv[2])
@@ -189,7 +189,7 @@ def test_two_processes_writing_at_once_leave_every_entry_whole(tmp_path):
 def test_an_unusable_folder_turns_the_store_off_with_one_warning(tmp_path, caplog):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    with caplog.at_level(logging.WARNING, logger="featlib.store"):
+    with caplog.at_level(logging.WARNING, logger="featlib.extraction.store"):
         store = FeatureStore(blocker / "store")
         store.put(key(), SMALL)
         store.put(key(layer="other"), SMALL)
@@ -204,7 +204,7 @@ def test_a_full_disk_turns_the_store_off_once(store, monkeypatch, caplog):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(store._cache, "set", full)
-    with caplog.at_level(logging.WARNING, logger="featlib.store"):
+    with caplog.at_level(logging.WARNING, logger="featlib.extraction.store"):
         for layer in ("a", "b", "c"):
             store.put(key(layer=layer), SMALL)
     assert "No space left" in store.disabled
@@ -231,7 +231,7 @@ def test_a_batch_that_cannot_commit_turns_the_store_off_once(store, monkeypatch,
         yield
 
     monkeypatch.setattr(store._cache, "transact", locked)
-    with caplog.at_level(logging.WARNING, logger="featlib.store"), store.batch():
+    with caplog.at_level(logging.WARNING, logger="featlib.extraction.store"), store.batch():
         pass
     assert "database is locked" in store.disabled
     with store.batch():
@@ -300,7 +300,7 @@ def test_get_set_returns_the_items_whose_every_array_is_stored(store):
 
 
 def test_json_notes_are_kept_whole_and_a_bad_file_reads_as_empty(tmp_path, monkeypatch):
-    from featlib.store import read_json, update_json
+    from featlib.extraction.store import read_json, update_json
 
     monkeypatch.setenv("FEATLIB_CACHE_DIR", str(tmp_path / "cache"))
     assert read_json("notes.json") == {}

@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 import featlib
 from featlib.errors import FeatlibError
-from featlib.sweep import (
+from featlib.teaching.sweep import (
     Sweep,
     describe_sweep,
     islands,
@@ -225,7 +225,7 @@ def test_many_blocks_wrap_into_rows_and_the_animation_controls_stay_apart():
 def test_the_sweep_runs_small_images_at_their_own_size():
     from types import SimpleNamespace
 
-    from featlib.sweep import sweep_input_size
+    from featlib.teaching.sweep import sweep_input_size
 
     def net(name="vgg16", family="vgg", size=224):
         return SimpleNamespace(name=name, family=family, input_size=(size, size))
@@ -237,5 +237,5 @@ def test_the_sweep_runs_small_images_at_their_own_size():
     assert sweep_input_size(net(), photos) == (224, 224)  # larger than the input: as it is
     assert sweep_input_size(net("inceptionv3", "inception", 299), faces) == (75, 75)  # its least
     assert sweep_input_size(net("mine.keras", "custom"), faces) == (224, 224)
-    odd = featlib.images.from_uploads([("a.png", png(np.zeros((70, 100, 3), np.uint8)))])
+    odd = featlib.from_uploads([("a.png", png(np.zeros((70, 100, 3), np.uint8)))])
     assert sweep_input_size(net(), odd) == (128, 128)  # the longer side, to a multiple of 32

@@ -11,10 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from featlib import extraction, tuning
-from featlib.backbones import load_model_file
-from featlib.extraction import Extractor
-from featlib.tuning import Settings, tuned_settings
+from featlib.extraction import settings, tuning
+from featlib.extraction.extractor import Extractor
+from featlib.extraction.settings import Settings
+from featlib.extraction.tuning import tuned_settings
+from featlib.models.backbones import load_model_file
 
 
 @pytest.fixture
@@ -25,10 +26,11 @@ def tuner(monkeypatch, tmp_path):
     measured = []
 
     def setup(times, low="bfloat16", device="CPU"):
-        monkeypatch.setattr(extraction, "resolve_precision", lambda p: low if p == "auto" else p)
-        monkeypatch.setattr(extraction, "device_name", lambda: device)
-        tuning.machine_id.cache_clear()
-        tuning._measured.clear()
+        for module in (tuning, settings):
+            monkeypatch.setattr(module, "resolve_precision", lambda p: low if p == "auto" else p)
+        monkeypatch.setattr(tuning, "device_name", lambda: device)
+        settings.machine_id.cache_clear()
+        settings._measured.clear()
 
         def fake(backbone, settings, images, extractors):
             assert len(images) >= settings.batch_size
@@ -39,8 +41,8 @@ def tuner(monkeypatch, tmp_path):
         return measured
 
     yield setup
-    tuning.machine_id.cache_clear()
-    tuning._measured.clear()
+    settings.machine_id.cache_clear()
+    settings._measured.clear()
 
 
 @pytest.mark.parametrize(
@@ -156,32 +158,32 @@ def test_xla_gives_the_plain_results(model_file):
 
 def test_timing_pays_only_for_jobs_that_can_repay_it():
     size = (224, 224)
-    break_even = tuning.tuning_cost(size) / tuning.MAX_GAIN
-    assert not tuning.worth_tuning(256, size)  # benchmarks/cli.py's job
-    assert not tuning.worth_tuning(int(break_even) - 1, size)
-    assert tuning.worth_tuning(int(np.ceil(break_even)), size)
-    assert tuning.tuning_cost((600, 600)) < tuning.tuning_cost(size)  # smaller batches there
+    break_even = settings.tuning_cost(size) / settings.MAX_GAIN
+    assert not settings.worth_tuning(256, size)  # benchmarks/cli.py's job
+    assert not settings.worth_tuning(int(break_even) - 1, size)
+    assert settings.worth_tuning(int(np.ceil(break_even)), size)
+    assert settings.tuning_cost((600, 600)) < settings.tuning_cost(size)  # smaller batches there
 
 
 def test_auto_settings_are_the_untimed_defaults_and_are_remembered(model_file, tuner):
     measured = tuner({}, low="bfloat16")
     bb = load_model_file(model_file)
     defaults = Settings("bfloat16", 32, measured=False)
-    assert tuning.auto_settings(bb) == defaults
+    assert settings.auto_settings(bb) == defaults
     assert measured == []
-    arch = tuning.architecture(bb.name, bb.include_top, bb.key)
-    tuning._measured.clear()  # a later process: it reads tuning.json
-    assert tuning.known_settings(arch, bb.input_size) == defaults
-    assert tuning.known_settings(arch, (64, 64)) is None
+    arch = settings.architecture(bb.name, bb.include_top, bb.key)
+    settings._measured.clear()  # a later process: it reads tuning.json
+    assert settings.known_settings(arch, bb.input_size) == defaults
+    assert settings.known_settings(arch, (64, 64)) is None
     tuned = tuned_settings(bb)  # timing replaces the defaults
     assert tuned.measured and measured
-    assert tuning.auto_settings(bb) == tuning.known_settings(arch, bb.input_size) == tuned
+    assert settings.auto_settings(bb) == settings.known_settings(arch, bb.input_size) == tuned
 
 
 def test_known_settings_need_no_tensorflow(tmp_path):
     code = (
         "import sys; from featlib import tuning; "
-        "print(tuning.known_settings(tuning.architecture('vgg16', False), (224, 224)), "
+        "print(settings.known_settings(settings.architecture('vgg16', False), (224, 224)), "
         "'tensorflow' in sys.modules)"
     )
     env = {**os.environ, "FEATLIB_CACHE_DIR": str(tmp_path)}

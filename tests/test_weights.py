@@ -22,8 +22,6 @@ import h5py
 import numpy as np
 import pytest
 
-from featlib import weights as weights_module
-from featlib.backbones import load_backbone
 from featlib.cli import main
 from featlib.errors import (
     ModelFileError,
@@ -31,8 +29,10 @@ from featlib.errors import (
     UnknownBackboneError,
     WeightsUnavailableError,
 )
-from featlib.registry import get_spec, keras_cache_dir
-from featlib.weights import (
+from featlib.models import weights as weights_module
+from featlib.models.backbones import load_backbone
+from featlib.models.registry import get_spec, keras_cache_dir
+from featlib.models.weights import (
     KERAS_URLS,
     TIMEOUT_S,
     NotCached,
@@ -146,7 +146,7 @@ def _empty_keras_cache():
 
 def test_registry_and_weights_key_do_not_import_tensorflow():
     code = (
-        "import sys, featlib.registry, featlib.weights as w\n"
+        "import sys, featlib.models.registry, featlib.models.weights as w\n"
         "w.weights_key('vgg16', 'offline'), w.weights_key('vgg16', 'auto')\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'}))"
     )

@@ -25,10 +25,12 @@ import streamlit as st
 from streamlit.logger import get_logger
 
 import featlib
-from featlib import channels, imagenet, render
-from featlib.cluster import kmeans_labels
-from featlib.sweep import sweep_input_size
-from featlib.tuning import Settings, auto_settings
+from featlib import render
+from featlib.analysis.cluster import kmeans_labels
+from featlib.extraction.settings import Settings, auto_settings
+from featlib.models import imagenet
+from featlib.teaching import channels
+from featlib.teaching.sweep import sweep_input_size
 from ui import state
 from ui.data import Data, required
 
@@ -289,7 +291,7 @@ def check_report(bb, data: Data, feats: featlib.Features, layer: str) -> featlib
 
 
 def sweep_backbone(choice: ModelChoice, bb, data: Data) -> featlib.Backbone:
-    """``bb`` at the input size a sweep of the set needs (``featlib.sweep.sweep_input_size``):
+    """``bb`` at the input size a sweep of the set needs (``featlib.teaching.sweep.sweep_input_size``):
     smaller for a set of small images, built once per process; a user's model as it is."""
     size = sweep_input_size(bb, data.images)
     if size == bb.input_size or choice.file is not None:
@@ -320,7 +322,7 @@ def layer_sweep(bb, data: Data, resize_mode: str) -> featlib.Sweep:
 
 
 def channel_hits(bb, data: Data, layer: str, channel: int, resize_mode: str):
-    """``featlib.channels.channel_hits`` (8 images). The layer is scanned once per session and
+    """``featlib.teaching.channels.channel_hits`` (8 images). The layer is scanned once per session and
     set, under a progress bar; after that a new channel is an index into the scan."""
     key = (data.id, bb.key, layer, resize_mode)
     memo = st.session_state.setdefault(state.CHANNEL_SCANS, {})
@@ -377,7 +379,7 @@ def _projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, 
 
 
 def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, neighbours: int, x):
-    """``featlib.projection.project`` of the features ``x`` (identified by ``key``), cached,
+    """``featlib.analysis.projection.project`` of the features ``x`` (identified by ``key``), cached,
     under a spinner that counts the seconds (t-SNE and UMAP take a while on large sets)."""
     what = f"{method.upper()} of {len(x):,} images to {dims}-D"
     with st.spinner(f"Projecting: {what}…", show_time=True):
@@ -386,7 +388,7 @@ def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, n
 
 @st.cache_data(max_entries=16, show_spinner="Clustering…")
 def kmeans(key: tuple, n_clusters: int, seed: int, _x):
-    """``featlib.cluster.kmeans_labels`` of the features ``_x`` (identified by ``key``), cached."""
+    """``featlib.analysis.cluster.kmeans_labels`` of the features ``_x`` (identified by ``key``), cached."""
     return kmeans_labels(_x, n_clusters=n_clusters, random_state=seed)
 
 
@@ -417,9 +419,9 @@ def thumbnails(data: Data, records, side: int = 128) -> list:
 
 
 def imagenet_top_k(name: str, data: Data, resize_mode: str, k: int = 5) -> list:
-    """ImageNet top-k classes of every usable image (``featlib.imagenet.top_k``).
+    """ImageNet top-k classes of every usable image (``featlib.models.imagenet.top_k``).
 
-    Only call when ``featlib.imagenet.unavailable_reason(name)`` is None.
+    Only call when ``featlib.models.imagenet.unavailable_reason(name)`` is None.
     """
     top = imagenet_backbone(name)
     output = layers(top)[-1].name

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 import featlib
-from featlib.backbones import PREPROCESSING_MODES
-from featlib.images import RESIZE_MODES
+from featlib.images.decode import RESIZE_MODES
+from featlib.models.registry import PREPROCESSING_MODES
 from ui import data, resources, state
 from ui.state import url_widget
 

@@ -38,8 +38,10 @@ from featlib._files import replaced_atomically
 from featlib._uri import is_uri
 from featlib.engine.shards import FEATURE_PREFIX, SETTINGS_KEY, done_rows, to_features
 from featlib.errors import FeatlibError, OptionError
-from featlib.features import layer_names
-from featlib.images import ImageRecord, ImageSet, from_uploads, read_files
+from featlib.extraction.features import layer_names
+from featlib.images.decode import ImageRecord
+from featlib.images.imageset import ImageSet
+from featlib.images.sources import from_uploads, read_files
 
 try:
     import ray
@@ -125,12 +127,12 @@ class Extract:
         if ray.is_initialized() and ray.get_runtime_context().get_actor_id():
             # read when TensorFlow loads, just below; an actor's process is its model's alone
             os.environ["OMP_NUM_THREADS"] = str(cpu_threads or os.cpu_count() or 1)
-        from featlib.backbones import load_backbone, load_model_file
-        from featlib.extraction import Extractor
-        from featlib.features import check_choice
-        from featlib.images import RESIZE_MODES
-        from featlib.layers import block_outputs
-        from featlib.store import FeatureStore
+        from featlib.extraction.extractor import Extractor
+        from featlib.extraction.features import check_choice
+        from featlib.extraction.store import FeatureStore
+        from featlib.images.decode import RESIZE_MODES
+        from featlib.models.backbones import load_backbone, load_model_file
+        from featlib.models.layers import block_outputs
 
         self.failure: FeatlibError | None = None
         try:
@@ -149,7 +151,7 @@ class Extract:
         self.store = None if store is False else FeatureStore(None if store is True else store)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from featlib.extraction import extract_set
+        from featlib.extraction.pipeline import extract_set
 
         if self.failure is not None:
             raise self.failure
@@ -293,8 +295,8 @@ def run_settings(
 ) -> dict:
     """The settings that make two runs' vectors comparable, as shards record them. Needs no
     TensorFlow: the backbone is named by ``featlib.weights_key`` (or its file's SHA-256)."""
-    from featlib.registry import get_spec
-    from featlib.weights import file_sha256, weights_key
+    from featlib.models.registry import get_spec
+    from featlib.models.weights import file_sha256, weights_key
 
     if _is_model_file(backbone):
         model = f"file:{file_sha256(backbone)}"

@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from featlib.errors import FeatlibError
-from featlib.features import Features
-from featlib.images import ImageRecord
+from featlib.extraction.features import Features
+from featlib.images.decode import ImageRecord
 
 __all__ = [
     "FEATURE_PREFIX",

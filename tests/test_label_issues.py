@@ -1,4 +1,4 @@
-"""Label issues by confident learning (featlib.analysis.checks.label_issues) through check_dataset: labels
+"""Label issues by confident learning (analysis.checks.label_issues) through check_dataset: labels
 flipped on the bundled digits (scikit-learn's load_digits, the "digits" sample, its 8x8 pixels
 as features) must be found, a clean set must flag few.
 

@@ -1,4 +1,4 @@
-"""featlib.analysis.maps (channel statistics), featlib.analysis.cluster (k-means) and featlib.models.imagenet (class
+"""analysis.maps (channel statistics), analysis.cluster (k-means) and models.imagenet (class
 names and top-k, from a Keras cache laid out in a temporary folder)."""
 
 from __future__ import annotations

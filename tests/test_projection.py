@@ -1,4 +1,4 @@
-"""featlib.analysis.projection: PCA against scikit-learn, t-SNE and UMAP on separable blobs, Procrustes."""
+"""analysis.projection: PCA against scikit-learn, t-SNE and UMAP on separable blobs, Procrustes."""
 
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""Checks of a set as a whole (featlib.analysis.checks.set_checks): rare classes, labels that image properties
+"""Checks of a set as a whole (checks.set_checks): rare classes, labels that image properties
 predict (shortcuts), duplicates across splits, alone and through check_dataset's report."""
 
 import csv

@@ -291,7 +291,7 @@ def check_report(bb, data: Data, feats: featlib.Features, layer: str) -> featlib
 
 
 def sweep_backbone(choice: ModelChoice, bb, data: Data) -> featlib.Backbone:
-    """``bb`` at the input size a sweep of the set needs (``featlib.teaching.sweep.sweep_input_size``):
+    """``bb`` at the input size a sweep of the set needs (``teaching.sweep.sweep_input_size``):
     smaller for a set of small images, built once per process; a user's model as it is."""
     size = sweep_input_size(bb, data.images)
     if size == bb.input_size or choice.file is not None:
@@ -322,7 +322,7 @@ def layer_sweep(bb, data: Data, resize_mode: str) -> featlib.Sweep:
 
 
 def channel_hits(bb, data: Data, layer: str, channel: int, resize_mode: str):
-    """``featlib.teaching.channels.channel_hits`` (8 images). The layer is scanned once per session and
+    """``teaching.channels.channel_hits`` (8 images). The layer is scanned once per session and
     set, under a progress bar; after that a new channel is an index into the scan."""
     key = (data.id, bb.key, layer, resize_mode)
     memo = st.session_state.setdefault(state.CHANNEL_SCANS, {})
@@ -379,7 +379,7 @@ def _projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, 
 
 
 def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, neighbours: int, x):
-    """``featlib.analysis.projection.project`` of the features ``x`` (identified by ``key``), cached,
+    """``analysis.projection.project`` of the features ``x`` (identified by ``key``), cached,
     under a spinner that counts the seconds (t-SNE and UMAP take a while on large sets)."""
     what = f"{method.upper()} of {len(x):,} images to {dims}-D"
     with st.spinner(f"Projecting: {what}…", show_time=True):
@@ -388,7 +388,7 @@ def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, n
 
 @st.cache_data(max_entries=16, show_spinner="Clustering…")
 def kmeans(key: tuple, n_clusters: int, seed: int, _x):
-    """``featlib.analysis.cluster.kmeans_labels`` of the features ``_x`` (identified by ``key``), cached."""
+    """``analysis.cluster.kmeans_labels`` of the features ``_x`` (identified by ``key``), cached."""
     return kmeans_labels(_x, n_clusters=n_clusters, random_state=seed)
 
 

@@ -7,7 +7,6 @@ import functools
 
 import numpy as np
 
-from featlib._tf import tf
 from featlib.extraction.features import PRECISIONS, check_choice
 
 __all__ = ["cpu_has_bf16", "cpu_model", "default_batch_size", "device_name", "resolve_precision"]
@@ -43,6 +42,8 @@ def default_batch_size(input_size: tuple[int, int]) -> int:
 
 def device_name() -> str:
     """The device TensorFlow runs on: ``"GPU:0"`` when it sees a GPU, else ``"CPU"``."""
+    from featlib._tf import tf  # here, not at the top: settings.py imports this module without TF
+
     return "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU"
 
 
@@ -55,6 +56,8 @@ def resolve_precision(precision: str) -> str:
     check_choice("precision", precision, PRECISIONS)
     if precision != "auto":
         return precision
+    from featlib._tf import tf
+
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])

@@ -49,7 +49,7 @@ _FOLD_LOCK = threading.Lock()
 
 
 def _prepared(model: keras.Model, names: list[str], precision: str) -> keras.Model:
-    """``model`` with its BatchNormalization folded into the convs (``featlib.models.fold``: exact in
+    """``model`` with its BatchNormalization folded into the convs (``models.fold``: exact in
     inference mode, a third faster on MobileNet / EfficientNet), except into the convs among
     ``names``, whose own outputs are asked for, computing in ``precision``. One copy per model,
     kept set and precision is shared by every ``Extractor``, so that extractors do not each hold
@@ -116,7 +116,7 @@ class Extractor:
             full maps (keep those to the few images being looked at).
         precision: ``"float32"`` (default), ``"bfloat16"``, ``"mixed_float16"`` (GPU) or
             ``"auto"``: the settings measured fastest for this backbone on this machine where
-            they have been measured, else the hardware defaults (``featlib.extraction.settings.auto_settings``:
+            they have been measured, else the hardware defaults (``settings.auto_settings``:
             precision, batch size unless given, XLA). An extractor never times anything itself;
             ``extract_set`` does when a job is large enough to repay it.
         batch_size: images per forward pass; default from ``default_batch_size``.

@@ -18,6 +18,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ],
         "featlib.render.images": [
             "COLORSCALES",
+            "NO_LABEL",
+            "COLORSCALES",
             "channel_grid",
             "colorize",
             "map_image",

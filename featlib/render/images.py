@@ -23,6 +23,7 @@ from featlib.errors import OptionError
 
 __all__ = [
     "COLORSCALES",
+    "NO_LABEL",
     "channel_grid",
     "colorize",
     "map_image",

@@ -23,7 +23,7 @@ import numpy as np
 from _common import format_table, machine
 
 import featlib
-from featlib.analysis.checks.dataset import _default_threshold
+from featlib.analysis.checks.issues import default_threshold
 from featlib.models.layers import block_outputs, default_layer, list_layers
 
 RATES = (0.0, 0.05, 0.10, 0.20)
@@ -57,7 +57,7 @@ def flags(labels, sha256s, features, seed: int) -> dict[str, set[int]]:
     prob = table.column("label_prob").astype(np.float64)
     more = table.column("other_more_likely").astype(bool)
     index = table.column("index")
-    hand = prob < _default_threshold("label_issues", prob, "below")
+    hand = prob < default_threshold("label_issues", prob, "below")
     return {
         "hand rule": set(index[hand & more].tolist()),
         "featlib": set(index[table.flags].tolist()),

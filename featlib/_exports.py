@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["lazy_exports"]
+__all__ = ["lazy_exports", "lazy_modules"]
 
 
 def lazy_exports(
@@ -28,3 +28,27 @@ def lazy_exports(
         return sorted(list(namespace) + list(where))
 
     return sorted(where), __getattr__, __dir__
+
+
+def lazy_modules(namespace: dict, modules: Sequence[str]) -> tuple[Callable, Callable]:
+    """``__getattr__`` and ``__dir__`` for a package that re-exports what each of ``modules``
+    lists in its ``__all__``; they are imported in order until one has the name, so list the
+    cheap ones (no TensorFlow) first. A name that is one of ``modules`` imports just that one:
+    ``from package import module`` asks for it as an attribute first."""
+    package = namespace["__name__"]
+
+    def __getattr__(name: str):
+        if f"{package}.{name}" in modules:  # a submodule: ``from package import module``
+            return importlib.import_module(f"{package}.{name}")
+        for module_name in modules:
+            module = importlib.import_module(module_name)
+            if name in getattr(module, "__all__", ()):
+                value = getattr(module, name)
+                namespace[name] = value
+                return value
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__():
+        return sorted(namespace)
+
+    return __getattr__, __dir__

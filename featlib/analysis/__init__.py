@@ -2,25 +2,15 @@
 probe and the dataset checks (``featlib.analysis.checks``).
 """
 
-from featlib._exports import lazy_exports
+from featlib._exports import lazy_modules
 
-__all__, __getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = lazy_modules(
     globals(),
-    {
-        "featlib.analysis.cluster": ["kmeans_labels"],
-        "featlib.analysis.maps": ["RANKINGS", "ChannelStats", "channel_stats", "top_channels"],
-        "featlib.analysis.neighbors": [
-            "nearest",
-            "nearest_all",
-            "order_by_label",
-            "similarity_matrix",
-        ],
-        "featlib.analysis.projection": [
-            "METHODS",
-            "Projection",
-            "procrustes_align",
-            "project",
-            "warm_up_umap",
-        ],
-    },
+    [
+        "featlib.analysis.neighbors",
+        "featlib.analysis.projection",
+        "featlib.analysis.cluster",
+        "featlib.analysis.maps",
+        "featlib.analysis.probe",
+    ],
 )

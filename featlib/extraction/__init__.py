@@ -2,47 +2,16 @@
 pipeline, and the feature store that keeps every vector once.
 """
 
-from featlib._exports import lazy_exports
+from featlib._exports import lazy_modules
 
-__all__, __getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = lazy_modules(
     globals(),
-    {
-        "featlib.extraction.extractor": ["Extractor", "extract"],
-        "featlib.extraction.features": [
-            "POOLINGS",
-            "PRECISIONS",
-            "Features",
-            "check_batch_size",
-            "check_choice",
-            "collect",
-            "layer_names",
-            "set_keys",
-            "stored_features",
-            "unique_records",
-        ],
-        "featlib.extraction.pipeline": ["decode_threads", "extract_set"],
-        "featlib.extraction.settings": [
-            "LONG_BATCH_S",
-            "MARGIN",
-            "MAX_BATCH_FACTOR",
-            "MAX_GAIN",
-            "Settings",
-            "architecture",
-            "auto_settings",
-            "default_settings",
-            "known_settings",
-            "machine_id",
-            "remembered",
-            "tuning_cost",
-            "worth_tuning",
-        ],
-        "featlib.extraction.store": [
-            "DEFAULT_SIZE_LIMIT",
-            "FeatureStore",
-            "default_cache_dir",
-            "read_json",
-            "update_json",
-        ],
-        "featlib.extraction.tuning": ["tuned_settings"],
-    },
+    [
+        "featlib.extraction.features",
+        "featlib.extraction.store",
+        "featlib.extraction.settings",
+        "featlib.extraction.extractor",
+        "featlib.extraction.tuning",
+        "featlib.extraction.pipeline",
+    ],
 )

@@ -6,27 +6,15 @@ that cannot be used becomes a record whose ``error`` says why in plain words, an
 set goes on.
 """
 
-from featlib._exports import lazy_exports
+from featlib._exports import lazy_modules
 
-__all__, __getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = lazy_modules(
     globals(),
-    {
-        "featlib.images.decode": [
-            "RESIZE_MODES",
-            "ImageLimits",
-            "ImageRecord",
-            "decode_image",
-            "resize_image",
-        ],
-        "featlib.images.imageset": ["ImageSet"],
-        "featlib.images.samples": ["list_samples", "load_samples"],
-        "featlib.images.sources": [
-            "from_csv",
-            "from_folder",
-            "from_uploads",
-            "open_source",
-            "read_files",
-        ],
-        "featlib.images.zip": ["from_zip"],
-    },
+    [
+        "featlib.images.decode",
+        "featlib.images.imageset",
+        "featlib.images.sources",
+        "featlib.images.zip",
+        "featlib.images.samples",
+    ],
 )

@@ -2,69 +2,16 @@
 loading, layers, BatchNorm folding and ImageNet labels.
 """
 
-from featlib._exports import lazy_exports
+from featlib._exports import lazy_modules
 
-__all__, __getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = lazy_modules(
     globals(),
-    {
-        "featlib.models.backbones": [
-            "PREPROCESSING_MODES",
-            "REGISTRY",
-            "WEIGHTS_CHOICES",
-            "Backbone",
-            "BackboneSpec",
-            "available_weights",
-            "get_spec",
-            "imagenet_cached",
-            "keras_cache_dir",
-            "list_backbones",
-            "load_backbone",
-            "load_model_file",
-        ],
-        "featlib.models.fold": ["FoldedBatchNorm", "fold_batchnorm", "list_foldable"],
-        "featlib.models.imagenet": [
-            "CLASS_INDEX_FILE",
-            "CLASS_INDEX_URL",
-            "class_names",
-            "top_k",
-            "unavailable_reason",
-        ],
-        "featlib.models.layers": [
-            "LayerInfo",
-            "block_outputs",
-            "default_layer",
-            "find_layer",
-            "layer_outputs",
-            "list_layers",
-        ],
-        "featlib.models.registry": [
-            "PREPROCESSING_MODES",
-            "REGISTRY",
-            "WEIGHTS_CHOICES",
-            "BackboneSpec",
-            "available_weights",
-            "get_spec",
-            "imagenet_cached",
-            "keras_cache_dir",
-            "list_backbones",
-        ],
-        "featlib.models.weights": [
-            "KERAS_URLS",
-            "MIRROR_ENV",
-            "TIMEOUT_S",
-            "KerasFile",
-            "NotCached",
-            "backbone_key",
-            "fetch_weights",
-            "file_sha256",
-            "hash_matches",
-            "import_weights",
-            "keras_file",
-            "obtain",
-            "offline_mode",
-            "offline_weights_file",
-            "parse_weights",
-            "weights_key",
-        ],
-    },
+    [
+        "featlib.models.registry",
+        "featlib.models.weights",
+        "featlib.models.layers",
+        "featlib.models.imagenet",
+        "featlib.models.backbones",
+        "featlib.models.fold",
+    ],
 )

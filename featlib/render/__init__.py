@@ -2,29 +2,13 @@
 (coordinates CSV, projector ZIP, vectors). No Streamlit import.
 """
 
-from featlib._exports import lazy_exports
+from featlib._exports import lazy_modules
 
-__all__, __getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = lazy_modules(
     globals(),
-    {
-        "featlib.render.export": ["coordinates_csv", "projector_zip", "sprite", "vectors_npz"],
-        "featlib.render.figures": [
-            "confusion_heatmap",
-            "scatter",
-            "similarity_heatmap",
-            "sweep_animation",
-            "sweep_figure",
-            "sweep_projections",
-        ],
-        "featlib.render.images": [
-            "COLORSCALES",
-            "NO_LABEL",
-            "COLORSCALES",
-            "channel_grid",
-            "colorize",
-            "map_image",
-            "overlay",
-            "square",
-        ],
-    },
+    [
+        "featlib.render.images",
+        "featlib.render.figures",
+        "featlib.render.export",
+    ],
 )

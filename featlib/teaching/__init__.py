@@ -1,32 +1,12 @@
 """Teaching views: the layer sweep, the channel explorer and Grad-CAM."""
 
-from featlib._exports import lazy_exports
+from featlib._exports import lazy_modules
 
-__all__, __getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = lazy_modules(
     globals(),
-    {
-        "featlib.teaching.channels": [
-            "MAP_BUDGET",
-            "ChannelHits",
-            "LayerScan",
-            "Maximized",
-            "channel_hits",
-            "maximize_channel",
-            "receptive_field_box",
-            "scan_layer",
-            "top_activations",
-        ],
-        "featlib.teaching.saliency": ["SCORES", "GradCam", "gradcam"],
-        "featlib.teaching.sweep": [
-            "SAME",
-            "Sweep",
-            "describe_sweep",
-            "islands",
-            "layer_sweep",
-            "percent",
-            "sweep_input_size",
-            "sweep_problem",
-            "sweep_scores",
-        ],
-    },
+    [
+        "featlib.teaching.sweep",
+        "featlib.teaching.channels",
+        "featlib.teaching.saliency",
+    ],
 )

@@ -2,43 +2,17 @@
 rare classes, shortcuts, leakage, and how well the classes separate.
 """
 
-from featlib._exports import lazy_exports
+from featlib._exports import lazy_modules
 
-__all__, __getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = lazy_modules(
     globals(),
-    {
-        "featlib.analysis.checks.dataset": [
-            "check_dataset",
-            "check_image_set",
-            "report_thumbnails",
-        ],
-        "featlib.analysis.checks.hashes": [
-            "HASH_BITS",
-            "MATCH_BITS",
-            "hash_candidates",
-            "image_hashes",
-            "match",
-            "match_bound",
-        ],
-        "featlib.analysis.checks.issues": ["DEFAULT_THRESHOLDS", "ISSUES", "TITLES"],
-        "featlib.analysis.checks.label_issues": ["LabelIssues", "find_label_issues", "reason"],
-        "featlib.analysis.checks.report": [
-            "CheckReport",
-            "IssueTable",
-            "Separability",
-            "format_percent",
-        ],
-        "featlib.analysis.checks.set_checks": [
-            "PROPERTIES",
-            "RARE_SHARE",
-            "SHORTCUT_P_VALUE",
-            "SHORTCUT_SKILL",
-            "RareClass",
-            "Shortcut",
-            "find_shortcut",
-            "leaked_images",
-            "property_vectors",
-            "rare_classes",
-        ],
-    },
+    [
+        "featlib.analysis.checks.issues",
+        "featlib.analysis.checks.report",
+        "featlib.analysis.checks.hashes",
+        "featlib.analysis.checks.label_issues",
+        "featlib.analysis.checks.set_checks",
+        "featlib.analysis.checks.pixels",
+        "featlib.analysis.checks.dataset",
+    ],
 )

@@ -1,13 +1,20 @@
 """Perceptual hashes that survive editing, and the pairs of images they match.
 
-Each image gets pHash and dHash (``imagehash``, 64 bits each, 128 together) of the whole
-picture, of its mirror image, and of nine windows covering 90 % of each side (a 3×3 grid of
-offsets). Two images are as close as their best comparison: whole with whole (resized,
-re-encoded, brightened, colour-shifted copies), whole with mirror (mirrored copies), a window of
-one with the whole of the other (crops) and centre window with centre window (slight rotations,
-whose corners change). :data:`MATCH_BITS` is the distance at which a pair counts as a copy; the
-recall per kind of edit and the rate of distinct pictures matched are in
-``benchmarks/RESULTS.md`` (``benchmarks/near_duplicates.py``).
+Each image gets pHash and dHash (64 bits each, 128 together) of the whole picture, of its mirror
+image, and of nine windows covering 90 % of each side (a 3×3 grid of offsets). Two images are as
+close as their best comparison: whole with whole (resized, re-encoded, brightened, colour-shifted
+copies), whole with mirror (mirrored copies), a window of one with the whole of the other (crops)
+and centre window with centre window (slight rotations, whose corners change).
+:data:`MATCH_BITS` is the distance at which a pair counts as a copy; the recall per kind of edit
+and the rate of distinct pictures matched are in ``benchmarks/RESULTS.md``
+(``benchmarks/near_duplicates.py``).
+
+The hashes are the ``imagehash`` library's ``phash`` and ``dhash``, bit for bit
+(``tests/test_near_duplicates.py`` compares them), computed faster: ``imagehash`` resizes each of
+the 22 views with Pillow's Lanczos filter, one call each, which was most of the time of the
+dataset checks. Pillow resizes in two passes of fixed-point integer sums, each rounded and
+clipped to 0..255; those sums are exact in float64, so a matrix product per pass gives Pillow's
+pixels, and one product covers every view that shares a pass.
 
 Example::
 
@@ -20,9 +27,12 @@ Example::
 
 from __future__ import annotations
 
-import imagehash
+import functools
+import math
+from dataclasses import dataclass
+
 import numpy as np
-from PIL import Image
+import scipy.fftpack
 
 __all__ = ["HASH_BITS", "MATCH_BITS", "hash_candidates", "image_hashes", "match", "match_bound"]
 
@@ -41,18 +51,135 @@ _OFFSETS = (0.0, (1 - _WINDOW) / 2, 1 - _WINDOW)
 # Rows of image_hashes(): the whole image, its mirror, then the windows row by row.
 _WHOLE, _MIRROR, _FIRST_WINDOW = 0, 1, 2
 _CENTRE = _FIRST_WINDOW + 4
+_VIEWS = 11
 # Rows of the distance matrix computed at once (each block is rows x n float32 per comparison).
 _BLOCK = 512
+# imagehash's sizes: pHash reduces to 32×32 (hash_size 8 × highfreq_factor 4) and keeps the 8×8
+# lowest frequencies of its DCT; dHash reduces to 9 wide, 8 high and compares neighbours.
+_PHASH_SIDE, _PHASH_KEEP = 32, 8
+_DHASH_ROWS, _DHASH_COLUMNS = 8, 9
+_SIZES = ((_PHASH_SIDE, _PHASH_SIDE), (_DHASH_ROWS, _DHASH_COLUMNS))
+# Pillow's fixed-point resampling (libImaging/Resample.c): coefficients with 22 fractional bits,
+# Lanczos with a support of 3.
+_ONE = float(1 << 22)
+_LANCZOS_SUPPORT = 3.0
 
 
-def _bits(image: Image.Image) -> np.ndarray:
-    return np.concatenate(
-        [imagehash.phash(image).hash.ravel(), imagehash.dhash(image).hash.ravel()]
-    )
+def _sinc(x: float) -> float:
+    if x == 0.0:
+        return 1.0
+    x = x * math.pi
+    return math.sin(x) / x
+
+
+@functools.lru_cache(maxsize=4096)
+def _weights(in_size: int, out_size: int) -> np.ndarray:
+    """Pillow's Lanczos coefficients from ``in_size`` pixels to ``out_size``, as the integers it
+    sums with, in a float64 array of shape (out_size, in_size). Computed as Pillow does, in
+    Python floats (the same C library's ``sin``), so every coefficient is Pillow's."""
+    matrix = np.zeros((out_size, in_size))
+    if in_size == out_size:  # Pillow skips the pass
+        np.fill_diagonal(matrix, _ONE)
+        return matrix
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = _LANCZOS_SUPPORT * filterscale
+    step = 1.0 / filterscale
+    for out in range(out_size):
+        centre = (out + 0.5) * scale
+        first = max(int(centre - support + 0.5), 0)
+        count = min(int(centre + support + 0.5), in_size) - first
+        taps = []
+        for x in range(count):
+            t = (x + first - centre + 0.5) * step
+            taps.append(_sinc(t) * _sinc(t / 3) if -3.0 <= t < 3.0 else 0.0)
+        total = 0.0
+        for tap in taps:
+            total += tap
+        if total != 0.0:
+            taps = [tap / total for tap in taps]
+        matrix[out, first : first + count] = [
+            int(-0.5 + tap * _ONE) if tap < 0 else int(0.5 + tap * _ONE) for tap in taps
+        ]
+    return matrix
+
+
+def _round(sums: np.ndarray) -> np.ndarray:
+    """Pillow's rounding of its fixed-point sums to 0..255."""
+    return np.clip(np.floor((sums + _ONE / 2) / _ONE), 0, 255)
+
+
+def _views(h: int, w: int) -> list[tuple[int, int, int, int, bool]]:
+    """(y0, y1, x0, x1, mirrored) of the whole image, its mirror and the nine windows."""
+    views = [(0, h, 0, w, False), (0, h, 0, w, True)]
+    for oy in _OFFSETS:
+        for ox in _OFFSETS:
+            x0, y0 = int(ox * w), int(oy * h)
+            x1, y1 = max(x0 + 1, round((ox + _WINDOW) * w)), max(y0 + 1, round((oy + _WINDOW) * h))
+            views.append((y0, y1, x0, x1, False))
+    return views
+
+
+@dataclass(frozen=True)
+class _Step:
+    """The second pass of one view at one size, from the first pass's product."""
+
+    view: int
+    phash: bool
+    across_first: bool
+    rows: slice
+    columns: slice
+    mirrored: bool
+    product_rows: slice  # of the first product: its columns (across first) or rows
+    weights: np.ndarray
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(h: int, w: int) -> tuple[np.ndarray | None, np.ndarray | None, tuple[_Step, ...]]:
+    """The first passes of all views of an h×w image as two matrices (across, down; None when
+    no view starts that way) and each view's second pass.
+
+    Pillow runs the horizontal pass first unless the vertical one shrinks the image more (twice
+    the width's reduction below the height's); measured against Pillow 13 on every size up to
+    200×200 and a sample up to 700 (``tests/test_near_duplicates.py`` checks a sample)."""
+    across: dict[tuple, tuple[int, np.ndarray]] = {}
+    down: dict[tuple, tuple[int, np.ndarray]] = {}
+    steps = []
+    for view, (y0, y1, x0, x1, mirrored) in enumerate(_views(h, w)):
+        for oh, ow in _SIZES:
+            across_first = 2 * max(x1 - x0 - ow, 0) >= max(y1 - y0 - oh, 0)
+            if across_first:
+                blocks, key, size, side = across, (x0, x1, ow, mirrored), ow, w
+            else:
+                blocks, key, size, side = down, (y0, y1, oh), oh, h
+            if key not in blocks:
+                block = np.zeros((size, side))
+                start, stop = (x0, x1) if across_first else (y0, y1)
+                block[:, start:stop] = _weights(stop - start, size)
+                offset = sum(len(b) for _, b in blocks.values())
+                blocks[key] = (offset, block[:, ::-1] if mirrored and across_first else block)
+            offset = blocks[key][0]
+            steps.append(
+                _Step(
+                    view=view,
+                    phash=oh == _PHASH_SIDE,
+                    across_first=across_first,
+                    rows=slice(y0, y1),
+                    columns=slice(x0, x1),
+                    mirrored=mirrored,
+                    product_rows=slice(offset, offset + size),
+                    weights=_weights(y1 - y0, oh) if across_first else _weights(x1 - x0, ow).T,
+                )
+            )
+    first_across = np.vstack([b for _, b in across.values()]).T.copy() if across else None
+    first_down = np.vstack([b for _, b in down.values()]) if down else None
+    return first_across, first_down, tuple(steps)
 
 
 def image_hashes(gray: np.ndarray) -> np.ndarray:
     """The hashes of one image: whole, mirrored, and nine windows of 90 % of each side.
+
+    ``imagehash.phash`` and ``imagehash.dhash`` of each view, bit for bit.
 
     Args:
         gray: uint8 array of shape (h, w), the image's grey levels.
@@ -61,15 +188,25 @@ def image_hashes(gray: np.ndarray) -> np.ndarray:
         bool array of shape (11, 128): rows whole, mirror, then the windows; in each row the
         pHash bits, then the dHash bits.
     """
-    image = Image.fromarray(gray)
-    h, w = gray.shape
-    rows = [_bits(image), _bits(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))]
-    for oy in _OFFSETS:
-        for ox in _OFFSETS:
-            x0, y0 = int(ox * w), int(oy * h)
-            x1, y1 = max(x0 + 1, round((ox + _WINDOW) * w)), max(y0 + 1, round((oy + _WINDOW) * h))
-            rows.append(_bits(image.crop((x0, y0, x1, y1))))
-    return np.array(rows)
+    first_across, first_down, steps = _plan(*gray.shape)
+    pixels = gray.astype(np.float64)
+    across = None if first_across is None else _round(pixels @ first_across)
+    down = None if first_down is None else _round(first_down @ pixels)
+    small = np.empty((_VIEWS, _PHASH_SIDE, _PHASH_SIDE), np.uint8)
+    tiny = np.empty((_VIEWS, _DHASH_ROWS, _DHASH_COLUMNS), np.uint8)
+    for step in steps:
+        if step.across_first:
+            out = step.weights @ across[step.rows, step.product_rows]
+        else:
+            part = down[step.product_rows, step.columns]
+            out = (part[:, ::-1] if step.mirrored else part) @ step.weights
+        (small if step.phash else tiny)[step.view] = _round(out)
+    # imagehash.phash: the DCT of the uint8 pixels, rows then columns, against its median.
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(small, axis=1), axis=2)
+    low = dct[:, :_PHASH_KEEP, :_PHASH_KEEP].reshape(_VIEWS, -1)
+    phash = low > np.median(low, axis=1, keepdims=True)
+    dhash = (tiny[:, :, 1:] > tiny[:, :, :-1]).reshape(_VIEWS, -1)
+    return np.concatenate([phash, dhash], axis=1)
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 
+import imagehash
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
@@ -179,3 +180,55 @@ def test_a_set_of_alike_pictures_gets_a_stricter_bound():
     face_bound = match_bound(np.array([image_hashes(f) for f in faces]))
     photo_bound = match_bound(np.array([image_hashes(np.asarray(p.convert("L"))) for p in photos]))
     assert face_bound < photo_bound <= MATCH_BITS
+
+
+def _imagehash_views(gray: np.ndarray) -> np.ndarray:
+    """The reference: ``imagehash.phash`` and ``imagehash.dhash`` of the 11 views, each view cut
+    and mirrored with Pillow as the hashes' docstring describes."""
+    image = Image.fromarray(gray)
+    h, w = gray.shape
+    views = [image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    offsets = (0.0, (1 - 0.9) / 2, 1 - 0.9)
+    for oy in offsets:
+        for ox in offsets:
+            x0, y0 = int(ox * w), int(oy * h)
+            x1, y1 = max(x0 + 1, round((ox + 0.9) * w)), max(y0 + 1, round((oy + 0.9) * h))
+            views.append(image.crop((x0, y0, x1, y1)))
+    return np.array(
+        [np.concatenate([imagehash.phash(v).hash.ravel(), imagehash.dhash(v).hash.ravel()])
+         for v in views]
+    )  # fmt: skip
+
+
+def _grey_photo(name: str, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(_photo(name).convert("L").resize(size))
+
+
+@pytest.mark.parametrize(
+    "gray",
+    [
+        _grey_photo("camera", (256, 256)),
+        _grey_photo("astronaut", (160, 96)),  # wide: Pillow's horizontal pass first
+        _grey_photo("coffee", (96, 160)),  # tall: its vertical pass first
+        _grey_photo("text", (33, 250)),
+        _grey_photo("moon", (25, 25)),  # smaller than pHash's 32x32: enlarged
+        _grey_photo("brick", (32, 140)),  # one side already 32: that pass is skipped
+        np.random.default_rng(3).integers(0, 256, size=(117, 203), dtype=np.uint8),
+        np.random.default_rng(4).integers(0, 256, size=(1, 300), dtype=np.uint8),
+        np.full((64, 48), 77, dtype=np.uint8),  # flat: the DCT's zeros decide the median
+    ],
+    ids=["256", "wide", "tall", "thin", "tiny", "32-wide", "noise", "one-row", "flat"],
+)
+def test_hashes_are_imagehash_bit_for_bit(gray):
+    assert np.array_equal(image_hashes(gray), _imagehash_views(gray))
+
+
+def test_hashes_are_imagehash_bit_for_bit_on_many_sizes():
+    """Every size from 1 to 120 on a side in steps of 7, and a few large ones: Pillow's choice
+    of which pass runs first, its skipped passes and its enlarging all show somewhere."""
+    rng = np.random.default_rng(5)
+    sizes = [(h, w) for h in range(1, 121, 7) for w in range(1, 121, 7)]
+    sizes += [(300, 151), (151, 300), (257, 256), (480, 33)]
+    for h, w in sizes:
+        gray = rng.integers(0, 256, size=(h, w), dtype=np.uint8)
+        assert np.array_equal(image_hashes(gray), _imagehash_views(gray)), (h, w)

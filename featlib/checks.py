@@ -55,7 +55,14 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from featlib.errors import FeatlibError
-from featlib.hashes import MATCH_BITS, hash_candidates, image_hashes, match, match_bound
+from featlib.hashes import (
+    MATCH_BITS,
+    distinct_similarities,
+    hash_candidates,
+    image_hashes,
+    judge,
+    match,
+)
 from featlib.label_issues import find_label_issues, reason
 from featlib.neighbors import _as_features, _l2_normalize, nearest_all
 from featlib.set_checks import (
@@ -138,7 +145,8 @@ _DESCRIPTIONS = {
     "near_duplicates": "pairs whose features (centred on the set's mean) have cosine "
     "similarity above the threshold, or whose perceptual hashes match (pHash and dHash of the "
     f"whole, mirrored, cropped or centre, at most {MATCH_BITS} of 128 bits apart, fewer in a "
-    "set of alike pictures); the evidence says which",
+    "set of alike pictures; beyond half that, only where the features agree); the evidence "
+    "says which",
     "outliers": "mean cosine distance (features centred on the set's mean) to the nearest "
     "other images above the threshold; an image with a copy or near duplicate is none",
     "label_issues": "probability of the given label (out of fold) below the threshold, "
@@ -1128,7 +1136,8 @@ def _near_duplicates(
     unique, centred, nn_idx, nn_sim, hashes, names, splits, floor, random_state
 ) -> IssueTable:
     """Candidate pairs from the features' nearest neighbours (cosine at least ``floor``) and,
-    with pixels, from the hashes (within the set's match bound), with the evidence of each."""
+    with pixels, from the hashes (within the set's match bound), with the evidence of each.
+    A hash match far from exact counts only when the features agree (``featlib.hashes.judge``)."""
     features: dict[tuple[int, int], float] = {}
     for u, (neigh, sims) in enumerate(zip(nn_idx, nn_sim, strict=True)):
         for v, sim in zip(neigh, sims, strict=True):
@@ -1136,23 +1145,22 @@ def _near_duplicates(
                 break
             features[(min(u, int(v)), max(u, int(v)))] = min(float(sim), 1.0)
     pairs = set(features)
-    if hashes is not None:
-        bound = match_bound(hashes, random_state)
-        pairs.update(hash_candidates(hashes, _NEAR_NEIGHBORS, bound))
     unit = _l2_normalize(centred)
+    if hashes is not None:
+        bound, reference = distinct_similarities(hashes, unit, random_state)
+        pairs.update(hash_candidates(hashes, _NEAR_NEIGHBORS, bound))
     rows = []
     for u, v in pairs:
         similarity = features.get((u, v), min(float(unit[u] @ unit[v]), 1.0))
-        distance, matched, evidence = None, False, [f"features {similarity:.2f}"]
+        distance, matched, evidence = None, False, f"features {similarity:.2f}"
         if hashes is not None:
             distance, words = match(hashes[u], hashes[v])
-            matched = distance <= bound
-            if matched:
-                evidence.insert(0, words)
+            if distance <= bound:
+                matched, evidence = judge(distance, words, similarity, bound, reference)
         a, b = int(unique[u]), int(unique[v])
         rows.append(
             (a, b, names[a], names[b], splits[a], splits[b], _leak(splits[a], splits[b]),
-             distance, matched, "; ".join(evidence), similarity)
+             distance, matched, evidence, similarity)
         )  # fmt: skip
     rows.sort(key=lambda r: (-r[-1], r[0], r[1]))
     return IssueTable(

@@ -34,7 +34,16 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fftpack
 
-__all__ = ["HASH_BITS", "MATCH_BITS", "hash_candidates", "image_hashes", "match", "match_bound"]
+__all__ = [
+    "HASH_BITS",
+    "MATCH_BITS",
+    "distinct_similarities",
+    "hash_candidates",
+    "image_hashes",
+    "judge",
+    "match",
+    "match_bound",
+]
 
 HASH_BITS = 128
 # At most this many of the 128 bits apart, two images are copies. Measured on the bundled
@@ -46,6 +55,14 @@ MATCH_BITS = 32
 # faces flag under 5 % of their images and the bundled photos keep a bound of about 29 bits.
 _ALIKE_Z = 4.6
 _BOUND_SAMPLE = 500
+# Within this share of the set's bound a match is decisive: on the bundled photos no pair of
+# distinct pictures lies within 16 of 128 bits while copies reach 32 (benchmarks/RESULTS.md).
+# Farther, the hashes of distinct pictures can meet by chance (smooth gradients, text on white),
+# so the features must agree: the pair must be as similar as distinct pictures of the set rarely
+# are, a quantile of distinct_similarities() that rises with the distance, from the lowest at
+# the close end to this one at the bound.
+_CLOSE_SHARE = 0.5
+_SUPPORT_QUANTILE = 50.0
 _WINDOW = 0.9
 _OFFSETS = (0.0, (1 - _WINDOW) / 2, 1 - _WINDOW)
 # Rows of image_hashes(): the whole image, its mirror, then the windows row by row.
@@ -262,6 +279,20 @@ def _best_distances(hashes: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return best
 
 
+def _sample_distances(hashes: np.ndarray, random_state: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most _BOUND_SAMPLE rows of the set and their best distances to every image."""
+    n = len(hashes)
+    rows = np.arange(n)
+    if n > _BOUND_SAMPLE:
+        rows = np.random.default_rng(random_state).choice(n, _BOUND_SAMPLE, replace=False)
+    return rows, _best_distances(hashes, rows)
+
+
+def _bound(distances: np.ndarray) -> float:
+    q1, median, q3 = np.percentile(distances[np.isfinite(distances)], [25, 50, 75])
+    return float(min(MATCH_BITS, median - _ALIKE_Z * (q3 - q1) / 1.349))
+
+
 def match_bound(hashes: np.ndarray, random_state: int = 0) -> float:
     """The distance in bits up to which two images of this set are copies: :data:`MATCH_BITS`,
     or less in a set of alike pictures, whose distinct pairs lie closer.
@@ -273,15 +304,69 @@ def match_bound(hashes: np.ndarray, random_state: int = 0) -> float:
     Returns:
         the bound, at most :data:`MATCH_BITS`.
     """
-    n = len(hashes)
-    if n < 4:
+    if len(hashes) < 4:
         return float(MATCH_BITS)
-    rows = np.arange(n)
-    if n > _BOUND_SAMPLE:
-        rows = np.random.default_rng(random_state).choice(n, _BOUND_SAMPLE, replace=False)
-    distances = _best_distances(hashes, rows)
-    q1, median, q3 = np.percentile(distances[np.isfinite(distances)], [25, 50, 75])
-    return float(min(MATCH_BITS, median - _ALIKE_Z * (q3 - q1) / 1.349))
+    return _bound(_sample_distances(hashes, random_state)[1])
+
+
+def distinct_similarities(
+    hashes: np.ndarray, unit: np.ndarray, random_state: int = 0
+) -> tuple[float, np.ndarray]:
+    """The set's match bound and how similar distinct pictures of the set get: for sampled
+    images, the feature similarity of the most similar image whose hashes do not match.
+
+    Copies do not count, so a set full of copies does not raise the bar for its own copies.
+
+    Args:
+        hashes: bool array of shape (n_images, 11, 128), :func:`image_hashes` per image.
+        unit: float array of shape (n_images, n_features), unit-length feature vectors.
+        random_state: seed of the rows sampled from a large set.
+
+    Returns:
+        (:func:`match_bound`, float array of shape (n_sampled,): one similarity per sampled
+        image that has a distinct picture in the set).
+    """
+    if len(hashes) < 4:
+        return float(MATCH_BITS), np.empty(0)
+    rows, distances = _sample_distances(hashes, random_state)
+    bound = _bound(distances)
+    similarity = unit[rows] @ unit.T
+    similarity[(distances <= bound) | ~np.isfinite(distances)] = -np.inf
+    nearest = similarity.max(axis=1)
+    return bound, nearest[np.isfinite(nearest)].astype(np.float64)
+
+
+def judge(
+    distance: int, words: str, similarity: float, bound: float, reference: np.ndarray
+) -> tuple[bool, str]:
+    """Whether a hash match counts, and its evidence in words.
+
+    A match within half the set's bound counts on its own. A farther one counts when the
+    features agree: the pair's similarity at least a quantile of ``reference`` that rises from
+    the lowest (just past half the bound) to the median (at the bound). With no reference (no
+    distinct pictures in the set) the hashes decide alone.
+
+    Args:
+        distance: the pair's distance in bits, at most ``bound``.
+        words: how the hashes match (:func:`match`).
+        similarity: the pair's feature similarity.
+        bound: the set's match bound (:func:`match_bound`).
+        reference: :func:`distinct_similarities` of the set.
+
+    Returns:
+        (whether the pair is a near duplicate, the evidence: "mirrored copy; features 0.98",
+        "..., hashes 21 bits apart; features 0.99 agree (0.85 needed)", "..., hashes 30 bits
+        apart; features 0.06 contradict it (0.93 needed)").
+    """
+    close = bound * _CLOSE_SHARE
+    features = f"features {similarity:.2f}"
+    if distance <= close or not len(reference):
+        return True, f"{words}; {features}"
+    quantile = _SUPPORT_QUANTILE * (distance - close) / (bound - close)
+    needed = float(np.percentile(reference, quantile))
+    if similarity >= needed:
+        return True, f"{words}; {features} agree ({needed:.2f} needed)"
+    return False, f"{words}; {features} contradict it ({needed:.2f} needed)"
 
 
 def hash_candidates(hashes: np.ndarray, k: int, max_distance: float) -> list[tuple[int, int]]:

@@ -123,18 +123,40 @@ def _weights(in_size: int, out_size: int) -> np.ndarray:
 
 def _round(sums: np.ndarray) -> np.ndarray:
     """Pillow's rounding of its fixed-point sums to 0..255."""
-    return np.clip(np.floor((sums + _ONE / 2) / _ONE), 0, 255)
+    out = np.floor((sums + _ONE / 2) / _ONE)
+    np.maximum(out, 0, out=out)
+    return np.minimum(out, 255, out=out)
 
 
-def _views(h: int, w: int) -> list[tuple[int, int, int, int, bool]]:
-    """(y0, y1, x0, x1, mirrored) of the whole image, its mirror and the nine windows."""
-    views = [(0, h, 0, w, False), (0, h, 0, w, True)]
-    for oy in _OFFSETS:
-        for ox in _OFFSETS:
-            x0, y0 = int(ox * w), int(oy * h)
-            x1, y1 = max(x0 + 1, round((ox + _WINDOW) * w)), max(y0 + 1, round((oy + _WINDOW) * h))
-            views.append((y0, y1, x0, x1, False))
-    return views
+def _spans(side: int) -> list[tuple[int, int]]:
+    """The three window spans along one axis of ``side`` pixels: 90 %, at three offsets."""
+    starts = [int(offset * side) for offset in _OFFSETS]
+    return [
+        (start, max(start + 1, round((offset + _WINDOW) * side)))
+        for start, offset in zip(starts, _OFFSETS, strict=True)
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _first_pass(side: int, across: bool) -> tuple[np.ndarray, dict[tuple, slice]]:
+    """Pillow's first pass of every view and size along one axis, as one matrix: of shape
+    (side, outputs) across (columns; the mirrored whole image too), (outputs, side) down
+    (rows); and where each (start, stop, size, mirrored) lies among its outputs."""
+    blocks, where, offset = [], {}, 0
+    for start, stop in [(0, side), *_spans(side)]:
+        for oh, ow in _SIZES:
+            size = ow if across else oh
+            for mirrored in (False, True) if across and (start, stop) == (0, side) else (False,):
+                key = (start, stop, size, mirrored)
+                if key in where:  # a window as long as the side (a side of 1 px)
+                    continue
+                block = np.zeros((size, side))
+                block[:, start:stop] = _weights(stop - start, size)
+                blocks.append(block[:, ::-1] if mirrored else block)
+                where[key] = slice(offset, offset + size)
+                offset += size
+    matrix = np.vstack(blocks)
+    return (np.ascontiguousarray(matrix.T) if across else matrix), where
 
 
 @dataclass(frozen=True)
@@ -147,35 +169,29 @@ class _Step:
     rows: slice
     columns: slice
     mirrored: bool
-    product_rows: slice  # of the first product: its columns (across first) or rows
+    outputs: slice  # of the first pass: its columns (across first) or rows (down first)
     weights: np.ndarray
 
 
-@functools.lru_cache(maxsize=1024)
-def _plan(h: int, w: int) -> tuple[np.ndarray | None, np.ndarray | None, tuple[_Step, ...]]:
-    """The first passes of all views of an h×w image as two matrices (across, down; None when
-    no view starts that way) and each view's second pass.
+@functools.lru_cache(maxsize=4096)
+def _plan(h: int, w: int) -> tuple[tuple[_Step, ...], bool, bool]:
+    """Each view's second pass for an h×w image, and whether any view starts across / down.
 
     Pillow runs the horizontal pass first unless the vertical one shrinks the image more (twice
-    the width's reduction below the height's); measured against Pillow 13 on every size up to
-    200×200 and a sample up to 700 (``tests/test_near_duplicates.py`` checks a sample)."""
-    across: dict[tuple, tuple[int, np.ndarray]] = {}
-    down: dict[tuple, tuple[int, np.ndarray]] = {}
+    the width's reduction below the height's): found against Pillow 13 on every size up to
+    200×200 and a sample up to 700; ``tests/test_near_duplicates.py`` checks sizes of each kind
+    against ``imagehash`` itself."""
+    views = [(0, h, 0, w, False), (0, h, 0, w, True)]
+    views += [(y0, y1, x0, x1, False) for y0, y1 in _spans(h) for x0, x1 in _spans(w)]
+    across, down = _first_pass(w, True)[1], _first_pass(h, False)[1]
     steps = []
-    for view, (y0, y1, x0, x1, mirrored) in enumerate(_views(h, w)):
+    for view, (y0, y1, x0, x1, mirrored) in enumerate(views):
         for oh, ow in _SIZES:
             across_first = 2 * max(x1 - x0 - ow, 0) >= max(y1 - y0 - oh, 0)
             if across_first:
-                blocks, key, size, side = across, (x0, x1, ow, mirrored), ow, w
+                outputs, weights = across[(x0, x1, ow, mirrored)], _weights(y1 - y0, oh)
             else:
-                blocks, key, size, side = down, (y0, y1, oh), oh, h
-            if key not in blocks:
-                block = np.zeros((size, side))
-                start, stop = (x0, x1) if across_first else (y0, y1)
-                block[:, start:stop] = _weights(stop - start, size)
-                offset = sum(len(b) for _, b in blocks.values())
-                blocks[key] = (offset, block[:, ::-1] if mirrored and across_first else block)
-            offset = blocks[key][0]
+                outputs, weights = down[(y0, y1, oh, False)], _weights(x1 - x0, ow).T
             steps.append(
                 _Step(
                     view=view,
@@ -184,13 +200,12 @@ def _plan(h: int, w: int) -> tuple[np.ndarray | None, np.ndarray | None, tuple[_
                     rows=slice(y0, y1),
                     columns=slice(x0, x1),
                     mirrored=mirrored,
-                    product_rows=slice(offset, offset + size),
-                    weights=_weights(y1 - y0, oh) if across_first else _weights(x1 - x0, ow).T,
+                    outputs=outputs,
+                    weights=weights,
                 )
             )
-    first_across = np.vstack([b for _, b in across.values()]).T.copy() if across else None
-    first_down = np.vstack([b for _, b in down.values()]) if down else None
-    return first_across, first_down, tuple(steps)
+    firsts = [step.across_first for step in steps]
+    return tuple(steps), any(firsts), not all(firsts)
 
 
 def image_hashes(gray: np.ndarray) -> np.ndarray:
@@ -205,17 +220,18 @@ def image_hashes(gray: np.ndarray) -> np.ndarray:
         bool array of shape (11, 128): rows whole, mirror, then the windows; in each row the
         pHash bits, then the dHash bits.
     """
-    first_across, first_down, steps = _plan(*gray.shape)
+    h, w = gray.shape
+    steps, any_across, any_down = _plan(h, w)
     pixels = gray.astype(np.float64)
-    across = None if first_across is None else _round(pixels @ first_across)
-    down = None if first_down is None else _round(first_down @ pixels)
+    across = _round(pixels @ _first_pass(w, True)[0]) if any_across else None
+    down = _round(_first_pass(h, False)[0] @ pixels) if any_down else None
     small = np.empty((_VIEWS, _PHASH_SIDE, _PHASH_SIDE), np.uint8)
     tiny = np.empty((_VIEWS, _DHASH_ROWS, _DHASH_COLUMNS), np.uint8)
     for step in steps:
         if step.across_first:
-            out = step.weights @ across[step.rows, step.product_rows]
+            out = step.weights @ across[step.rows, step.outputs]
         else:
-            part = down[step.product_rows, step.columns]
+            part = down[step.outputs, step.columns]
             out = (part[:, ::-1] if step.mirrored else part) @ step.weights
         (small if step.phash else tiny)[step.view] = _round(out)
     # imagehash.phash: the DCT of the uint8 pixels, rows then columns, against its median.

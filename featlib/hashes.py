@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fftpack
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "HASH_BITS",
@@ -242,10 +243,10 @@ def image_hashes(gray: np.ndarray) -> np.ndarray:
     return np.concatenate([phash, dhash], axis=1)
 
 
-def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamming distances between rows of two bool arrays of 128 columns, as float32."""
-    a, b = a.astype(np.float32), b.astype(np.float32)
-    return a.sum(axis=1)[:, None] + b.sum(axis=1)[None, :] - 2 * (a @ b.T)
+def _signs(hashes: np.ndarray) -> np.ndarray:
+    """Hash bits as float32 -1/+1: then a dot product of two rows is 128 - 2 x their Hamming
+    distance, so distances come from matrix products."""
+    return np.where(hashes, np.float32(1), np.float32(-1))
 
 
 def _ways(a: np.ndarray, b: np.ndarray) -> dict[str, int]:
@@ -281,16 +282,19 @@ def match(a: np.ndarray, b: np.ndarray) -> tuple[int, str]:
     return distance, f"hashes {distance} of {HASH_BITS} bits apart"
 
 
-def _best_distances(hashes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _best_distances(signs: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """The best comparison's distance from each of ``rows`` to every image, of shape
-    (len(rows), n_images); inf for an image with itself."""
-    whole, mirror = hashes[:, _WHOLE], hashes[:, _MIRROR]
-    windows = hashes[:, _FIRST_WINDOW:]
-    best = np.minimum(_distances(whole[rows], whole), _distances(whole[rows], mirror))
-    best = np.minimum(best, _distances(hashes[rows, _CENTRE], hashes[:, _CENTRE]))
-    for w in range(windows.shape[1]):
-        best = np.minimum(best, _distances(windows[rows, w], whole))
-        best = np.minimum(best, _distances(whole[rows], windows[:, w]))
+    (len(rows), n_images); inf for an image with itself. ``signs``: :func:`_signs` of the
+    hashes of shape (n_images, 11, 128)."""
+    whole = signs[:, _WHOLE]
+    mine = signs[rows]
+    agree = mine[:, _WHOLE] @ whole.T
+    np.maximum(agree, mine[:, _WHOLE] @ signs[:, _MIRROR].T, out=agree)
+    np.maximum(agree, mine[:, _CENTRE] @ signs[:, _CENTRE].T, out=agree)
+    for window in range(_FIRST_WINDOW, _VIEWS):
+        np.maximum(agree, mine[:, window] @ whole.T, out=agree)
+        np.maximum(agree, mine[:, _WHOLE] @ signs[:, window].T, out=agree)
+    best = (HASH_BITS - agree) / 2
     best[np.arange(len(rows)), rows] = np.inf
     return best
 
@@ -301,7 +305,10 @@ def _sample_distances(hashes: np.ndarray, random_state: int) -> tuple[np.ndarray
     rows = np.arange(n)
     if n > _BOUND_SAMPLE:
         rows = np.random.default_rng(random_state).choice(n, _BOUND_SAMPLE, replace=False)
-    return rows, _best_distances(hashes, rows)
+    # One BLAS thread, here and in hash_candidates: on this 2-core machine OpenBLAS's two
+    # threads made these products about twice as slow.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return rows, _best_distances(_signs(hashes), rows)
 
 
 def _bound(distances: np.ndarray) -> float:
@@ -401,14 +408,16 @@ def hash_candidates(hashes: np.ndarray, k: int, max_distance: float) -> list[tup
     if n < 2:
         return []
     k = min(k, n - 1)
+    signs = _signs(hashes)
     pairs = set()
-    for start in range(0, n, _BLOCK):
-        rows = np.arange(start, min(start + _BLOCK, n))
-        best = _best_distances(hashes, rows)
-        nearest = np.argpartition(best, k - 1, axis=1)[:, :k]
-        for r, row in enumerate(nearest):
-            i = int(rows[r])
-            pairs.update(
-                (min(i, int(j)), max(i, int(j))) for j in row if best[r, j] <= max_distance
-            )
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, n, _BLOCK):
+            rows = np.arange(start, min(start + _BLOCK, n))
+            best = _best_distances(signs, rows)
+            nearest = np.argpartition(best, k - 1, axis=1)[:, :k]
+            for r, row in enumerate(nearest):
+                i = int(rows[r])
+                pairs.update(
+                    (min(i, int(j)), max(i, int(j))) for j in row if best[r, j] <= max_distance
+                )
     return sorted(pairs)

@@ -160,7 +160,7 @@ def _first_pass(side: int, across: bool) -> tuple[np.ndarray, dict[tuple, slice]
     return (np.ascontiguousarray(matrix.T) if across else matrix), where
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Step:
     """The second pass of one view at one size, from the first pass's product."""
 
@@ -226,16 +226,18 @@ def image_hashes(gray: np.ndarray) -> np.ndarray:
     pixels = gray.astype(np.float64)
     across = _round(pixels @ _first_pass(w, True)[0]) if any_across else None
     down = _round(_first_pass(h, False)[0] @ pixels) if any_down else None
-    small = np.empty((_VIEWS, _PHASH_SIDE, _PHASH_SIDE), np.uint8)
-    tiny = np.empty((_VIEWS, _DHASH_ROWS, _DHASH_COLUMNS), np.uint8)
+    small = np.empty((_VIEWS, _PHASH_SIDE, _PHASH_SIDE))
+    tiny = np.empty((_VIEWS, _DHASH_ROWS, _DHASH_COLUMNS))
     for step in steps:
         if step.across_first:
             out = step.weights @ across[step.rows, step.outputs]
         else:
             part = down[step.outputs, step.columns]
             out = (part[:, ::-1] if step.mirrored else part) @ step.weights
-        (small if step.phash else tiny)[step.view] = _round(out)
-    # imagehash.phash: the DCT of the uint8 pixels, rows then columns, against its median.
+        (small if step.phash else tiny)[step.view] = out
+    small, tiny = _round(small), _round(tiny)
+    # imagehash.phash: the DCT of the pixels (uint8 there, made float64 by scipy as here), rows
+    # then columns, against its median.
     dct = scipy.fftpack.dct(scipy.fftpack.dct(small, axis=1), axis=2)
     low = dct[:, :_PHASH_KEEP, :_PHASH_KEEP].reshape(_VIEWS, -1)
     phash = low > np.median(low, axis=1, keepdims=True)

@@ -53,8 +53,8 @@ def main() -> None:
     seconds = time.perf_counter() - start
     ours = pair_rates(report, family, kind)
     rows = report.table("near_duplicates").as_dicts()
-    agreed = sum(" agree (" in r["evidence"] for r in rows)
-    contradicted = sum(" contradict it (" in r["evidence"] for r in rows)
+    agreed = sum(" confirm it (" in r["evidence"] for r in rows)
+    contradicted = sum(" reject it (" in r["evidence"] for r in rows)
     plain = pair_rates(plain_phash(pixels), family, kind)
     print(machine())
     pictures = sum(k is None for k in kind)

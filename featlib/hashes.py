@@ -380,8 +380,8 @@ def judge(
 
     Returns:
         (whether the pair is a near duplicate, the evidence: "mirrored copy; features 0.98",
-        "..., hashes 21 bits apart; features 0.99 agree (0.85 needed)", "..., hashes 30 bits
-        apart; features 0.06 contradict it (0.93 needed)").
+        "..., hashes 21 bits apart; features 0.99 confirm it (0.85 needed)", "..., hashes 30 bits
+        apart; features 0.06 reject it (0.93 needed)").
     """
     close = bound * _CLOSE_SHARE
     features = f"features {similarity:.2f}"
@@ -394,8 +394,8 @@ def judge(
     high = min(low + 1, len(reference) - 1)
     needed = float(reference[low] + (reference[high] - reference[low]) * (position - low))
     if similarity >= needed:
-        return True, f"{words}; {features} agree ({needed:.2f} needed)"
-    return False, f"{words}; {features} contradict it ({needed:.2f} needed)"
+        return True, f"{words}; {features} confirm it ({needed:.2f} needed)"
+    return False, f"{words}; {features} reject it ({needed:.2f} needed)"
 
 
 def hash_candidates(hashes: np.ndarray, k: int, max_distance: float) -> list[tuple[int, int]]:

@@ -183,8 +183,8 @@ def test_far_hash_matches_count_only_where_the_features_agree(edited):
     that way are there, and every match the features contradict is left unflagged."""
     report, family, kind = edited
     rows = report.table("near_duplicates").as_dicts()
-    agreed = [r for r in rows if " agree (" in r["evidence"]]
-    contradicted = [r for r in rows if " contradict it (" in r["evidence"]]
+    agreed = [r for r in rows if " confirm it (" in r["evidence"]]
+    contradicted = [r for r in rows if " reject it (" in r["evidence"]]
     assert {kind[r["index_b"]] for r in agreed if kind[r["index_a"]] is None} >= {
         "rotated",
         "cropped",
@@ -228,16 +228,16 @@ def test_a_distinct_pair_whose_hashes_meet_by_chance_is_not_flagged():
     )
     assert row["hash_distance"] == distance and row["similarity"] < 0
     assert not row["hashes_match"] and not row["flagged"]
-    assert " contradict it (" in row["evidence"]
+    assert " reject it (" in row["evidence"]
 
 
 @pytest.mark.parametrize(
     ("distance", "similarity", "counts", "words"),
     [
         (10, -0.5, True, "; features -0.50"),  # within half the bound: the hashes decide
-        (17, 0.7, True, "agree (0.61 needed)"),  # just past it: near the lowest reference
-        (32, 0.7, False, "contradict it (0.75 needed)"),  # at the bound: the median
-        (32, 0.75, True, "agree (0.75 needed)"),
+        (17, 0.7, True, "confirm it (0.61 needed)"),  # just past it: near the lowest reference
+        (32, 0.7, False, "reject it (0.75 needed)"),  # at the bound: the median
+        (32, 0.75, True, "confirm it (0.75 needed)"),
     ],
 )
 def test_judge_asks_more_of_the_features_the_farther_the_hashes(

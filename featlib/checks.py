@@ -145,7 +145,7 @@ _DESCRIPTIONS = {
     "near_duplicates": "pairs whose features (centred on the set's mean) have cosine "
     "similarity above the threshold, or whose perceptual hashes match (pHash and dHash of the "
     f"whole, mirrored, cropped or centre, at most {MATCH_BITS} of 128 bits apart, fewer in a "
-    "set of alike pictures; beyond half that, only where the features agree); the evidence "
+    "set of alike pictures; beyond half that, only where the features confirm it); the evidence "
     "says which",
     "outliers": "mean cosine distance (features centred on the set's mean) to the nearest "
     "other images above the threshold; an image with a copy or near duplicate is none",
@@ -1137,7 +1137,7 @@ def _near_duplicates(
 ) -> IssueTable:
     """Candidate pairs from the features' nearest neighbours (cosine at least ``floor``) and,
     with pixels, from the hashes (within the set's match bound), with the evidence of each.
-    A hash match far from exact counts only when the features agree (``featlib.hashes.judge``)."""
+    A hash match far from exact counts only when the features confirm it (``hashes.judge``)."""
     features: dict[tuple[int, int], float] = {}
     for u, (neigh, sims) in enumerate(zip(nn_idx, nn_sim, strict=True)):
         for v, sim in zip(neigh, sims, strict=True):

@@ -59,9 +59,10 @@ _BOUND_SAMPLE = 500
 # Within this share of the set's bound a match is decisive: on the bundled photos no pair of
 # distinct pictures lies within 16 of 128 bits while copies reach 32 (benchmarks/RESULTS.md).
 # Farther, the hashes of distinct pictures can meet by chance (smooth gradients, text on white),
-# so the features must agree: the pair must be as similar as distinct pictures of the set rarely
-# are, a quantile of distinct_similarities() that rises with the distance, from the lowest at
-# the close end to this one at the bound.
+# so the features must confirm the match: the pair must be at least as similar as a quantile of
+# how similar the set's pictures are to their most similar distinct picture
+# (distinct_similarities()), a quantile that rises with the distance, from the lowest at the
+# close end to this one (the median) at the bound.
 _CLOSE_SHARE = 0.5
 _SUPPORT_QUANTILE = 50.0
 _WINDOW = 0.9

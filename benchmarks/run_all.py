@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["extract.py", "cli.py", "store.py", "checks.py", "memory.py", "projections.py",
-           "teaching.py"]  # fmt: skip
+SCRIPTS = ["extract.py", "cli.py", "store.py", "checks.py", "checks_speed.py", "memory.py",
+           "projections.py", "teaching.py"]  # fmt: skip
 FULL_ONLY = ["app_projections.py", "ray_engine.py", "checks_vs.py"]
 
 

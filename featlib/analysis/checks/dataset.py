@@ -24,11 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from featlib._validation import as_features, l2_normalize
-from featlib.analysis.checks.hashes import (
-    hash_candidates,
-    match,
-    match_bound,
-)
+from featlib.analysis.checks.hashes import distinct_similarities, hash_candidates, judge, match
 from featlib.analysis.checks.issues import (
     DEFAULT_THRESHOLDS,
     FACT_SHARE,
@@ -359,7 +355,8 @@ def _near_duplicates(
     unique, centred, nn_idx, nn_sim, hashes, names, splits, floor, random_state
 ) -> IssueTable:
     """Candidate pairs from the features' nearest neighbours (cosine at least ``floor``) and,
-    with pixels, from the hashes (within the set's match bound), with the evidence of each."""
+    with pixels, from the hashes (within the set's match bound), with the evidence of each.
+    A hash match far from exact counts only when the features confirm it (``hashes.judge``)."""
     features: dict[tuple[int, int], float] = {}
     for u, (neigh, sims) in enumerate(zip(nn_idx, nn_sim, strict=True)):
         for v, sim in zip(neigh, sims, strict=True):
@@ -367,23 +364,22 @@ def _near_duplicates(
                 break
             features[(min(u, int(v)), max(u, int(v)))] = min(float(sim), 1.0)
     pairs = set(features)
-    if hashes is not None:
-        bound = match_bound(hashes, random_state)
-        pairs.update(hash_candidates(hashes, _NEAR_NEIGHBORS, bound))
     unit = l2_normalize(centred)
+    if hashes is not None:
+        bound, reference = distinct_similarities(hashes, unit, random_state)
+        pairs.update(hash_candidates(hashes, _NEAR_NEIGHBORS, bound))
     rows = []
     for u, v in pairs:
         similarity = features.get((u, v), min(float(unit[u] @ unit[v]), 1.0))
-        distance, matched, evidence = None, False, [f"features {similarity:.2f}"]
+        distance, matched, evidence = None, False, f"features {similarity:.2f}"
         if hashes is not None:
             distance, words = match(hashes[u], hashes[v])
-            matched = distance <= bound
-            if matched:
-                evidence.insert(0, words)
+            if distance <= bound:
+                matched, evidence = judge(distance, words, similarity, bound, reference)
         a, b = int(unique[u]), int(unique[v])
         rows.append(
             (a, b, names[a], names[b], splits[a], splits[b], _leak(splits[a], splits[b]),
-             distance, matched, "; ".join(evidence), similarity)
+             distance, matched, evidence, similarity)
         )  # fmt: skip
     rows.sort(key=lambda r: (-r[-1], r[0], r[1]))
     return IssueTable(

@@ -78,7 +78,8 @@ DESCRIPTIONS = {
     "near_duplicates": "pairs whose features (centred on the set's mean) have cosine "
     "similarity above the threshold, or whose perceptual hashes match (pHash and dHash of the "
     f"whole, mirrored, cropped or centre, at most {MATCH_BITS} of 128 bits apart, fewer in a "
-    "set of alike pictures); the evidence says which",
+    "set of alike pictures; beyond half that, only where the features confirm it); the evidence "
+    "says which",
     "outliers": "mean cosine distance (features centred on the set's mean) to the nearest "
     "other images above the threshold; an image with a copy or near duplicate is none",
     "label_issues": "probability of the given label (out of fold) below the threshold, "

@@ -56,11 +56,7 @@ st.dataframe(
 )
 
 st.subheader("ImageNet predictions")
-problem = (
-    "they need a registry backbone, not your own model."
-    if choices.model.file
-    else imagenet.unavailable_reason(bb.name)
-)
+problem = imagenet.unavailable_for(bb)
 if problem is not None:
     st.info(f"No predictions here: {problem}")
     st.stop()

@@ -125,7 +125,7 @@ st.caption(
 )
 explain("projections")
 images, feats, x = resources.set_features(bb, choices)
-predictions = choices.model.file is None and imagenet.unavailable_reason(bb.name) is None
+predictions = imagenet.unavailable_for(bb) is None
 options = projection_ui(len(x), predictions)
 
 key = (images.id, bb.key, choices.layer, choices.pooling, choices.resize_mode)

@@ -138,7 +138,7 @@ def cam_view(choices, bb) -> None:
         help="The image to explain. Type to search.",
     )  # fmt: skip
     record = images.images.ok[names.index(name)]
-    if bb.weights == "imagenet" and imagenet.unavailable_reason(bb.name) is None:
+    if imagenet.unavailable_for(bb, same_weights=True) is None:
         bb = resources.imagenet_backbone(bb.name)  # the same weights with their classifier
     image = images.images.load(record, size=bb.input_size, resize_mode=choices.resize_mode)
     with st.spinner(f"Grad-CAM at {choices.layer}…"):

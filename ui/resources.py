@@ -27,6 +27,7 @@ from streamlit.logger import get_logger
 import featlib
 from featlib import render
 from featlib.analysis.cluster import kmeans_labels
+from featlib.extraction.pipeline import embed_image
 from featlib.extraction.settings import Settings, auto_settings
 from featlib.models import imagenet
 from featlib.teaching import channels
@@ -41,6 +42,7 @@ __all__ = [
     "block_outputs",
     "channel_hits",
     "check_report",
+    "embedded",
     "extractor",
     "feature_maps",
     "imagenet_backbone",
@@ -200,6 +202,20 @@ def feature_maps(bb, layers, data: Data, record, resize_mode: str) -> tuple:
         return image, _maps(bb.key, tuple(layers), record.sha256, resize_mode, bb, image)
 
 
+def embedded(bb, layer: str, pooling: str, resize_mode: str, name: str, data: bytes) -> tuple:
+    """``featlib.extraction.pipeline.embed_image`` of a file that is not in the set, with the
+    extractor the set's features came from, so its vector compares with theirs.
+
+    Returns:
+        ``(image, vector)``: what the network received, and the pooled vector.
+    """
+    with st.spinner(f"Running {name} through {bb.name}…", show_time=True):
+        return embed_image(
+            data, name, bb, layer, pooling=pooling, resize_mode=resize_mode,
+            extractor=extractor(bb, (layer,), pooling),
+        )  # fmt: skip
+
+
 def _progress_bar(what: str):
     """A status box with a progress bar, and the ``progress(done, total)`` callback that moves
     it. The box shows from the start (building and timing the extractor come before the first
@@ -291,8 +307,9 @@ def check_report(bb, data: Data, feats: featlib.Features, layer: str) -> featlib
 
 
 def sweep_backbone(choice: ModelChoice, bb, data: Data) -> featlib.Backbone:
-    """``bb`` at the input size a sweep of the set needs (``featlib.teaching.sweep.sweep_input_size``):
-    smaller for a set of small images, built once per process; a user's model as it is."""
+    """``bb`` at the input size a sweep of the set needs
+    (``featlib.teaching.sweep.sweep_input_size``): smaller for a set of small images, built once
+    per process; a user's model as it is."""
     size = sweep_input_size(bb, data.images)
     if size == bb.input_size or choice.file is not None:
         return bb
@@ -322,8 +339,8 @@ def layer_sweep(bb, data: Data, resize_mode: str) -> featlib.Sweep:
 
 
 def channel_hits(bb, data: Data, layer: str, channel: int, resize_mode: str):
-    """``featlib.teaching.channels.channel_hits`` (8 images). The layer is scanned once per session and
-    set, under a progress bar; after that a new channel is an index into the scan."""
+    """``featlib.teaching.channels.channel_hits`` (8 images). The layer is scanned once per
+    session and set, under a progress bar; after that a new channel is an index into the scan."""
     key = (data.id, bb.key, layer, resize_mode)
     memo = st.session_state.setdefault(state.CHANNEL_SCANS, {})
     maps = extractor(bb, (layer,), None)
@@ -379,8 +396,8 @@ def _projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, 
 
 
 def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, neighbours: int, x):
-    """``featlib.analysis.projection.project`` of the features ``x`` (identified by ``key``), cached,
-    under a spinner that counts the seconds (t-SNE and UMAP take a while on large sets)."""
+    """``featlib.analysis.projection.project`` of the features ``x`` (identified by ``key``),
+    cached, under a spinner that counts the seconds (t-SNE and UMAP take a while on large sets)."""
     what = f"{method.upper()} of {len(x):,} images to {dims}-D"
     with st.spinner(f"Projecting: {what}…", show_time=True):
         return _projection(key, method, dims, seed, perplexity, neighbours, x)
@@ -388,7 +405,8 @@ def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, n
 
 @st.cache_data(max_entries=16, show_spinner="Clustering…")
 def kmeans(key: tuple, n_clusters: int, seed: int, _x):
-    """``featlib.analysis.cluster.kmeans_labels`` of the features ``_x`` (identified by ``key``), cached."""
+    """``featlib.analysis.cluster.kmeans_labels`` of the features ``_x`` (identified by
+    ``key``), cached."""
     return kmeans_labels(_x, n_clusters=n_clusters, random_state=seed)
 
 
@@ -421,9 +439,9 @@ def thumbnails(data: Data, records, side: int = 128) -> list:
 def imagenet_top_k(name: str, data: Data, resize_mode: str, k: int = 5) -> list:
     """ImageNet top-k classes of every usable image (``featlib.models.imagenet.top_k``).
 
-    Only call when ``featlib.models.imagenet.unavailable_reason(name)`` is None.
+    Only call when ``featlib.models.imagenet.unavailable_for`` the chosen backbone is None.
     """
     top = imagenet_backbone(name)
     output = layers(top)[-1].name
     feats = pooled_features(top, data, output, "avg", resize_mode)
-    return imagenet.top_k(feats.features[output], k)
+    return imagenet.top_k(feats.features[output], imagenet.class_names(), k)

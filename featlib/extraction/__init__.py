@@ -20,7 +20,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "stored_features",
             "unique_records",
         ],
-        "featlib.extraction.pipeline": ["decode_threads", "extract_set"],
+        "featlib.extraction.pipeline": ["decode_threads", "embed_image", "extract_set"],
         "featlib.extraction.settings": [
             "LONG_BATCH_S",
             "MARGIN",

@@ -27,6 +27,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "CLASS_INDEX_URL",
             "class_names",
             "top_k",
+            "unavailable_for",
             "unavailable_reason",
         ],
         "featlib.models.layers": [

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-import ui
 from featlib.extraction._device import device_name
 from featlib.models import imagenet
 from ui import data, resources
+from ui.sidebar import sidebar
 
-choices = ui.sidebar()
+choices = sidebar()
 bb = resources.backbone(choices.model)
 layers = resources.layers(bb)
 

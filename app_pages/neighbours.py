@@ -6,10 +6,10 @@ import math
 import streamlit as st
 
 import featlib
-import ui
 from featlib import render
 from ui import data, resources, state
 from ui.explain import explain
+from ui.sidebar import sidebar
 from ui.state import url_widget
 
 MATRIX_SIZE = 1000  # larger sets are shown as an even sample, grouped by label
@@ -55,7 +55,7 @@ def uploaded_query(bb, layer: str, pooling: str, resize_mode: str):
     return image, vector, upload.name
 
 
-choices = ui.sidebar()
+choices = sidebar()
 bb = resources.backbone(choices.model)
 
 st.title("Neighbours")

@@ -4,12 +4,12 @@ import math
 
 import streamlit as st
 
-import ui
 from featlib import render
 from featlib.models import imagenet
 from featlib.render import export
 from ui import data, resources, state
 from ui.explain import explain
+from ui.sidebar import sidebar
 from ui.state import url_widget
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -115,7 +115,7 @@ def exports_ui(feats, x, embedding, colours, stem: str, images) -> None:
     )  # fmt: skip
 
 
-choices = ui.sidebar()
+choices = sidebar()
 bb = resources.backbone(choices.model)
 
 st.title("Projections")

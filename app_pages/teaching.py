@@ -3,13 +3,13 @@
 import streamlit as st
 
 import featlib
-import ui
 from featlib import render
 from featlib.models import imagenet
 from featlib.teaching.saliency import SCORES
 from featlib.teaching.sweep import describe_sweep, sweep_problem
 from ui import data, resources, state
 from ui.explain import explain, lesson
+from ui.sidebar import sidebar
 from ui.state import flag, url_widget
 
 
@@ -180,7 +180,7 @@ def cam_view(choices, bb) -> None:
     )
 
 
-choices = ui.sidebar()
+choices = sidebar()
 bb = resources.backbone(choices.model)
 
 st.title("Teaching")

@@ -4,6 +4,8 @@ elements present. Offline; small sets (the bundled photos, or a few generated im
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -65,6 +67,12 @@ def texts(elements) -> str:
 def image_counts(at: AppTest) -> list[int]:
     """Pictures in each ``st.image`` call, in page order."""
     return [len(e.proto.imgs) for e in at.get("image")]
+
+
+def test_ui_state_imports_no_tensorflow():
+    code = "import sys; from ui import state; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
 
 
 def test_home_shows_the_samples_and_writes_the_url():

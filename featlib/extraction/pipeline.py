@@ -29,7 +29,7 @@ from featlib.extraction.features import (
 )
 from featlib.extraction.settings import Settings, auto_settings, worth_tuning
 from featlib.extraction.tuning import tuned_settings
-from featlib.images.decode import RESIZE_MODES, ImageLimits
+from featlib.images.decode import RESIZE_MODES, ImageLimits, resolve_limits
 from featlib.images.imageset import Builder
 from featlib.models.backbones import Backbone
 
@@ -268,7 +268,7 @@ def embed_image(
         extractor = Extractor(backbone, names, pooling, precision or "float32")
     else:
         _check_extractor(extractor, backbone, names, pooling, precision)
-    builder = Builder(ImageLimits.from_env() if limits is None else limits, name)
+    builder = Builder(resolve_limits(limits), name)
     record = builder.add_bytes(name, data)
     if record.error is not None:
         raise ImageError(name, record.error)

@@ -345,6 +345,24 @@ def test_an_unusable_store_is_said_once_and_the_page_still_works(tmp_path, monke
         resources._store.clear()
 
 
+def test_session_memo_keeps_the_newest_results_and_computes_each_once():
+    def script():
+        import streamlit as st
+
+        from ui import resources
+
+        calls = st.session_state.setdefault("calls", [])
+        for key in st.session_state.keys_asked:
+            resources._session_memo("memo", (key,), lambda k=key: calls.append(k) or 10 * k, 2)
+
+    at = AppTest.from_function(script)
+    at.session_state["keys_asked"] = [1, 2, 1, 3, 1]
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["calls"] == [1, 2, 3, 1]
+    assert at.session_state["memo"] == {(3,): 30, (1,): 10}
+
+
 TEACHING = "app_pages/teaching.py"
 
 

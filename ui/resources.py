@@ -17,8 +17,10 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import streamlit as st
@@ -60,8 +62,9 @@ __all__ = [
     "warm_up_umap",
 ]
 
-_MEMO_SIZE = 4  # pooled-feature results kept per session
+_MEMO_SIZE = 4  # pooled features, and sweeps, kept per session
 _LOG = get_logger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,20 @@ def embedded(bb, layer: str, pooling: str, resize_mode: str, name: str, data: by
         )  # fmt: skip
 
 
+def _session_memo(name: str, key: tuple, compute: Callable[[], _T], keep: int) -> _T:
+    """``compute()``, kept in this session's ``st.session_state[name]`` under ``key``.
+
+    At most ``keep`` results stay, the oldest going first; room is made before computing, so the
+    memory of a result that is dropped is free while the next one is made.
+    """
+    memo = st.session_state.setdefault(name, {})
+    if key not in memo:
+        while len(memo) >= keep:
+            memo.pop(next(iter(memo)))
+        memo[key] = compute()
+    return memo[key]
+
+
 def _progress_bar(what: str):
     """A status box with a progress bar, and the ``progress(done, total)`` callback that moves
     it. The box shows from the start (building and timing the extractor come before the first
@@ -260,12 +277,11 @@ def pooled_features(bb, data: Data, layer: str, pooling: str, resize_mode: str) 
     Returns:
         ``featlib.Features`` with ``features[layer]`` of shape (n_images, n_features).
     """
-    key = (data.id, bb.key, layer, pooling, resize_mode)
-    memo = st.session_state.setdefault(state.FEATURES, {})
-    if key not in memo:
+
+    def compute() -> featlib.Features:
         bar, update = _progress_bar(f"{layer} features")
         try:
-            memo[key] = featlib.extract_set(
+            feats = featlib.extract_set(
                 bb, data.images, layer, pooling=pooling, resize_mode=resize_mode,
                 store=_store(), progress=update,
                 extractor=extractor(bb, (layer,), pooling),
@@ -273,9 +289,10 @@ def pooled_features(bb, data: Data, layer: str, pooling: str, resize_mode: str) 
         finally:  # a failure is shown by app.py: no box may go on saying it is running
             bar.empty()
         _say_once_if_the_store_is_off()
-        while len(memo) > _MEMO_SIZE:
-            memo.pop(next(iter(memo)))
-    return memo[key]
+        return feats
+
+    key = (data.id, bb.key, layer, pooling, resize_mode)
+    return _session_memo(state.FEATURES, key, compute, _MEMO_SIZE)
 
 
 def set_features(bb, choices, min_images: int = 3) -> tuple[Data, featlib.Features, np.ndarray]:
@@ -297,13 +314,12 @@ def check_report(bb, data: Data, feats: featlib.Features, layer: str) -> featlib
     Thresholds are applied afterwards (``CheckReport.with_thresholds``), so moving a slider
     recomputes nothing.
     """
-    key = (data.id, bb.key, layer, id(feats))
-    memo = st.session_state.setdefault(state.CHECK_REPORTS, {})
-    if key not in memo:
+
+    def compute() -> featlib.CheckReport:
         with st.spinner(f"Checking {len(feats.records)} images…"):
-            memo.clear()
-            memo[key] = featlib.check_image_set(data.images, feats.records, feats.features[layer])
-    return memo[key]
+            return featlib.check_image_set(data.images, feats.records, feats.features[layer])
+
+    return _session_memo(state.CHECK_REPORTS, (data.id, bb.key, layer, id(feats)), compute, 1)
 
 
 def sweep_backbone(choice: ModelChoice, bb, data: Data) -> featlib.Backbone:
@@ -322,37 +338,39 @@ def layer_sweep(bb, data: Data, resize_mode: str) -> featlib.Sweep:
     Every block comes out of one forward pass, pooled in the graph, with the precision measured
     fastest here; the feature store keeps the vectors across sessions.
     """
-    key = (data.id, bb.key, bb.input_size, resize_mode)
-    memo = st.session_state.setdefault(state.SWEEPS, {})
-    if key not in memo:
+
+    def compute() -> featlib.Sweep:
         blocks = tuple(i.name for i in block_outputs(bb))
         bar, update = _progress_bar(f"every block of {bb.name} ({bb.weights_label})")
         with st.spinner(f"Fitting a linear probe at each of {len(blocks)} blocks…"):
-            memo[key] = featlib.layer_sweep(
+            sweep = featlib.layer_sweep(
                 bb, data.images, list(blocks), store=_store(), resize_mode=resize_mode,
                 progress=update, extractor=extractor(bb, blocks, "avg"),
             )  # fmt: skip
         bar.empty()
-        while len(memo) > _MEMO_SIZE:
-            memo.pop(next(iter(memo)))
-    return memo[key]
+        return sweep
+
+    key = (data.id, bb.key, bb.input_size, resize_mode)
+    return _session_memo(state.SWEEPS, key, compute, _MEMO_SIZE)
 
 
 def channel_hits(bb, data: Data, layer: str, channel: int, resize_mode: str):
     """``featlib.teaching.channels.channel_hits`` (8 images). The layer is scanned once per
     session and set, under a progress bar; after that a new channel is an index into the scan."""
-    key = (data.id, bb.key, layer, resize_mode)
-    memo = st.session_state.setdefault(state.CHANNEL_SCANS, {})
     maps = extractor(bb, (layer,), None)
-    if key not in memo:
+
+    def compute():
         bar, update = _progress_bar(f"every channel of {layer}")
-        memo.clear()  # one scan per session: the maps of a layer can take a few hundred MB
-        memo[key] = channels.scan_layer(
+        scan = channels.scan_layer(
             bb, data.images, layer, resize_mode=resize_mode, extractor=maps, progress=update,
             batch_size=min(16, maps.batch_size),
         )  # fmt: skip
         bar.empty()
-    return channels.channel_hits(memo[key], channel, data.images, k=8, extractor=maps)
+        return scan
+
+    # One scan per session: the maps of a layer can take a few hundred MB.
+    scan = _session_memo(state.CHANNEL_SCANS, (data.id, bb.key, layer, resize_mode), compute, 1)
+    return channels.channel_hits(scan, channel, data.images, k=8, extractor=maps)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

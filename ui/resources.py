@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import tempfile
 import threading
 import time
@@ -28,10 +27,12 @@ from streamlit.logger import get_logger
 
 import featlib
 from featlib import render
+from featlib._files import replaced_atomically
 from featlib.analysis.cluster import kmeans_labels
 from featlib.extraction.pipeline import embed_image
 from featlib.extraction.settings import Settings, auto_settings
 from featlib.models import imagenet
+from featlib.models.backbones import open_backbone
 from featlib.teaching import channels
 from featlib.teaching.sweep import sweep_input_size
 from ui import state
@@ -95,6 +96,15 @@ class ModelChoice:
     file: ModelFile | None = None
     preprocessing: str = "scale"
 
+    def open_args(self) -> tuple[str, str]:
+        """``(backbone, weights)`` for ``featlib.models.backbones.open_backbone``: an uploaded
+        model stands for the backbone, uploaded weights for the weights."""
+        if self.file is None:
+            return self.backbone, self.weights
+        if self.file.kind == "model":
+            return self.file.path, self.weights
+        return self.backbone, self.file.path
+
 
 @st.cache_resource
 def _upload_dir() -> Path:
@@ -117,18 +127,14 @@ def save_model_file(name: str, data: bytes) -> ModelFile:
     )
     path = _upload_dir() / f"{sha}{suffix}"
     if not path.is_file():
-        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-        partial.write_bytes(data)
-        partial.replace(path)
+        with replaced_atomically(path) as tmp:
+            tmp.write_bytes(data)
     return ModelFile(name=name, sha256=sha, kind=kind, path=str(path))
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
-def _load(backbone: str, weights: str, seed: int, path: str | None, preprocessing: str):
-    if path is not None and path.endswith(".keras"):
-        bb = featlib.load_model_file(path, preprocessing=preprocessing)
-    else:
-        bb = featlib.load_backbone(backbone, weights=path or weights, seed=seed)
+def _load(backbone: str, weights: str, seed: int, preprocessing: str):
+    bb = open_backbone(backbone, weights, seed=seed, preprocessing=preprocessing)
     _LOG.info("built backbone %s", bb.key)  # once per process and choice: st.cache_resource
     return bb
 
@@ -140,13 +146,14 @@ def backbone(choice: ModelChoice) -> featlib.Backbone:
         WeightsUnavailableError, ModelFileError: as ``featlib.load_backbone`` /
             ``featlib.load_model_file`` do, naming an uploaded file as the user named it.
     """
+    args = (*choice.open_args(), choice.seed, choice.preprocessing)
     if choice.file is None:
         with st.spinner(f"Loading {choice.backbone} ({choice.weights})…", show_time=True):
-            return _load(choice.backbone, choice.weights, choice.seed, None, choice.preprocessing)
+            return _load(*args)
     saved, name = Path(choice.file.path).name, choice.file.name
     try:
         with st.spinner(f"Loading {name}…"):
-            bb = _load(choice.backbone, choice.weights, 0, choice.file.path, choice.preprocessing)
+            bb = _load(*args)
     except featlib.FeatlibError as exc:
         # The file was saved under its SHA-256; messages should name it as the user does.
         raise type(exc)(str(exc).replace(saved, name)) from None

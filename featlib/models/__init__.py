@@ -20,6 +20,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "list_backbones",
             "load_backbone",
             "load_model_file",
+            "open_backbone",
         ],
         "featlib.models.fold": ["FoldedBatchNorm", "fold_batchnorm", "list_foldable"],
         "featlib.models.imagenet": [
@@ -60,6 +61,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "file_sha256",
             "hash_matches",
             "import_weights",
+            "is_model_file",
             "keras_file",
             "obtain",
             "offline_mode",

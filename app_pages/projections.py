@@ -5,6 +5,7 @@ import math
 import streamlit as st
 
 from featlib import render
+from featlib.analysis.projection import METHODS
 from featlib.models import imagenet
 from featlib.render import export
 from ui import data, resources, state
@@ -12,7 +13,7 @@ from ui.explain import explain
 from ui.sidebar import sidebar
 from ui.state import url_widget
 
-METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+METHOD_LABELS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 COLOUR_BY = {"label": "label", "cluster": "k-means cluster", "prediction": "ImageNet prediction"}
 GALLERY_SIZE = 48
 
@@ -22,7 +23,7 @@ def projection_ui(n_images: int, predictions: bool) -> dict:
     cols = st.columns([2, 1, 2.6, 1.6])
     method = url_widget(
         cols[0].radio, "Method", key=state.METHOD, default="pca", options=list(METHODS),
-        format_func=METHODS.get, horizontal=True,
+        format_func=METHOD_LABELS.get, horizontal=True,
         help="PCA: a linear view, fast, keeps large distances. t-SNE and UMAP: non-linear, "
         "keep neighbourhoods (clusters), slower (UMAP's first run compiles for ~20 s).",
     )  # fmt: skip

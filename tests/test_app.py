@@ -15,6 +15,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import featlib
+from featlib.extraction.features import CHANNEL_POOLINGS
+from featlib.images.decode import RESIZE_MODES
+from featlib.models.registry import WEIGHTS_CHOICES
 from ui import state
 
 APP = "../app.py"
@@ -77,6 +80,9 @@ def test_ui_state_imports_no_tensorflow():
 
 def test_home_shows_the_samples_and_writes_the_url():
     at = app()
+    assert at.radio(key=state.POOLING).options == list(CHANNEL_POOLINGS)
+    assert at.radio(key=state.RESIZE).options == list(RESIZE_MODES)
+    assert len(at.selectbox(key=state.WEIGHTS).options) == len(WEIGHTS_CHOICES) + 1  # + a file
     assert [m.value for m in at.metric] == ["10", "10", "2", "0"]
     assert image_counts(at) == [10]
     assert at.query_params["backbone"] == "vgg16"

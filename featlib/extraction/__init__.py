@@ -9,6 +9,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         "featlib.extraction.extractor": ["Extractor", "extract"],
         "featlib.extraction.features": [
+            "CHANNEL_POOLINGS",
             "POOLINGS",
             "PRECISIONS",
             "Features",

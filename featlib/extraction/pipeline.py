@@ -66,6 +66,19 @@ def decode_threads() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+def _check_options(caller: str, pooling, resize_mode: str, precision: str | None) -> None:
+    """Refuse what a job of pooled vectors cannot take; ``caller`` names the job."""
+    if pooling is None:
+        raise OptionError(
+            f"{caller} gives pooled vectors only: pooling must be 'avg', 'max' or 'flatten'. "
+            "Received: pooling=None"
+        )
+    check_choice("pooling", pooling, POOLINGS)
+    check_choice("resize_mode", resize_mode, RESIZE_MODES)
+    if precision is not None:
+        check_choice("precision", precision, PRECISIONS)
+
+
 def _check_extractor(ex: Extractor, backbone: Backbone, names, pooling, precision) -> None:
     """Refuse an extractor made for other settings: its vectors would be stored under keys
     that say otherwise."""
@@ -144,15 +157,7 @@ def extract_set(
         >>> feats.features["block5_pool"].shape
         (10, 512)
     """
-    if pooling is None:
-        raise OptionError(
-            "extract_set keeps pooled vectors only: pooling must be 'avg', 'max' or 'flatten'. "
-            "Received: pooling=None"
-        )
-    check_choice("pooling", pooling, POOLINGS)
-    check_choice("resize_mode", resize_mode, RESIZE_MODES)
-    if precision is not None:
-        check_choice("precision", precision, PRECISIONS)
+    _check_options("extract_set", pooling, resize_mode, precision)
     check_batch_size(batch_size)
     names = layer_names(layers)
     if extractor is not None:
@@ -254,15 +259,7 @@ def embed_image(
         ImageError: the bytes are not a usable image; the message names the file.
         OptionError: a bad option, or an extractor made for something else.
     """
-    if pooling is None:
-        raise OptionError(
-            "embed_image gives a pooled vector: pooling must be 'avg', 'max' or 'flatten'. "
-            "Received: pooling=None"
-        )
-    check_choice("pooling", pooling, POOLINGS)
-    check_choice("resize_mode", resize_mode, RESIZE_MODES)
-    if precision is not None:
-        check_choice("precision", precision, PRECISIONS)
+    _check_options("embed_image", pooling, resize_mode, precision)
     names = layer_names(layer)
     if extractor is None:
         extractor = Extractor(backbone, names, pooling, precision or "float32")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from featlib.extraction._device import device_name
+from featlib.extraction import device_name
 from featlib.models import imagenet
 from ui import data, resources
 from ui.sidebar import sidebar

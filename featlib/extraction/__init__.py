@@ -7,6 +7,7 @@ from featlib._exports import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     globals(),
     {
+        "featlib.extraction._device": ["device_name"],
         "featlib.extraction.extractor": ["Extractor", "extract"],
         "featlib.extraction.features": [
             "CHANNEL_POOLINGS",

@@ -286,6 +286,18 @@ def test_uploaded_model_file(tmp_path):
     assert "not a map" in texts(at.info)
 
 
+def test_uploaded_weights_file_loads_into_the_registry_backbone(tmp_path):
+    path = tmp_path / "w.weights.h5"
+    featlib.load_backbone("mobilenetv2", weights="random", seed=5).model.save_weights(path)
+    at = app(**{**SMALL, "weights": "file"})
+    at.file_uploader(key=state.WEIGHTS_FILE).set_value(
+        ("mine_notop.h5", path.read_bytes(), "application/octet-stream")  # Keras' own naming
+    ).run()
+    assert not at.exception, at.exception
+    assert "weights file mine_notop.h5" in texts(at.sidebar.caption)
+    assert len(at.selectbox(key=state.LAYER).options) > 100  # the whole MobileNetV2
+
+
 def test_uploaded_model_file_that_is_not_a_model():
     at = app(weights="file")
     at.file_uploader(key=state.WEIGHTS_FILE).set_value(("bad.keras", b"junk", "application/zip"))

@@ -95,9 +95,8 @@ def channel_view(choices, bb) -> None:
         caption=[f"{n} · peak {p:.3g}" for n, p in zip(names, hits.peaks, strict=True)],
         width=96,
     )
-    inputs = images.images.load_batch(hits.records, bb.input_size, choices.resize_mode)
     st.image(
-        [render.overlay(img, heat) for img, heat in zip(inputs, hits.maps, strict=True)],
+        [render.overlay(img, heat) for img, heat in zip(hits.inputs, hits.maps, strict=True)],
         caption=[f"map on {n}" for n in names], width=96,
     )  # fmt: skip
     if len(hits.class_means) > 1:

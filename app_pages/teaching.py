@@ -139,9 +139,7 @@ def cam_view(choices, bb) -> None:
     record = images.images.ok[names.index(name)]
     if imagenet.unavailable_for(bb, same_weights=True) is None:
         bb = resources.imagenet_backbone(bb.name)  # the same weights with their classifier
-    image = images.images.load(record, size=bb.input_size, resize_mode=choices.resize_mode)
-    with st.spinner(f"Grad-CAM at {choices.layer}…"):
-        predicted = featlib.gradcam(bb, image, choices.layer)
+    image, predicted = resources.gradcam(bb, images, record, choices.layer, choices.resize_mode)
     target, score = predicted.target, predicted.score_kind
     if predicted.target_kind == "class":
         n_classes = int(bb.model.outputs[0].shape[-1])
@@ -165,7 +163,9 @@ def cam_view(choices, bb) -> None:
     cam = (
         predicted
         if (target, score) == (predicted.target, predicted.score_kind)
-        else featlib.gradcam(bb, image, choices.layer, target, score=score)
+        else resources.gradcam(
+            bb, images, record, choices.layer, choices.resize_mode, target, score
+        )[1]
     )
     left, right = st.columns(2)
     left.image(image, caption="What the network receives", width="stretch")

@@ -48,6 +48,7 @@ __all__ = [
     "embedded",
     "extractor",
     "feature_maps",
+    "gradcam",
     "imagenet_backbone",
     "imagenet_top_k",
     "kmeans",
@@ -210,6 +211,26 @@ def feature_maps(bb, layers, data: Data, record, resize_mode: str) -> tuple:
     # A spinner shows only when the maps take longer than half a second (not cached yet).
     with st.spinner(f"Running {record.name} through {bb.name}…", show_time=True):
         return image, _maps(bb.key, tuple(layers), record.sha256, resize_mode, bb, image)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _gradcam(key: str, sha256: str, layer: str, resize_mode, target, score: str, _bb, _image):
+    return featlib.gradcam(_bb, _image, layer, target, score=score)
+
+
+def gradcam(bb, data: Data, record, layer: str, resize_mode: str, target=None, score="logit"):
+    """``featlib.gradcam`` of one image of the set, cached per image, layer, target and score.
+
+    Args:
+        target: a class or last-layer channel; None for the highest-scoring one.
+
+    Returns:
+        ``(image, cam)``: the uint8 (h, w, 3) array the network receives, and the ``GradCam``.
+    """
+    image = data.images.load(record, size=bb.input_size, resize_mode=resize_mode)
+    with st.spinner(f"Grad-CAM at {layer}…"):
+        key = f"{bb.key}|{bb.input_size}"
+        return image, _gradcam(key, record.sha256, layer, resize_mode, target, score, bb, image)
 
 
 def embedded(bb, layer: str, pooling: str, resize_mode: str, name: str, data: bytes) -> tuple:

@@ -1,7 +1,7 @@
 """featlib's web app: see what a pretrained image network sees.
 
 Run with ``streamlit run app.py`` (or ``make run``). This file only sets up the navigation;
-each page is a file in ``app_pages/`` and shares the sidebar drawn by ``ui.sidebar()``.
+each page is a file in ``app_pages/`` and shares the sidebar drawn by ``ui.sidebar.sidebar()``.
 (Not ``pages/``: with a folder of that name Streamlit runs those files directly, without this
 navigation and its error handling.)
 """
@@ -19,7 +19,7 @@ st.set_page_config(page_title="featlib", page_icon="👁️", layout="wide")
 # The pages' shared code imports TensorFlow: ten seconds or more on the first run of a server,
 # which would otherwise show an empty page. Later runs find it loaded and show nothing here.
 with st.spinner("Starting featlib: loading TensorFlow (once per server)…", show_time=True):
-    importlib.import_module("ui")
+    importlib.import_module("ui.sidebar")
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-import ui
 from featlib import render
 from featlib.analysis.checks.dataset import report_thumbnails
 from featlib.analysis.checks.report import format_percent
 from ui import data, resources, state
 from ui.explain import explain
+from ui.sidebar import sidebar
 from ui.state import Interval, url_widget
 
 GALLERY_ROWS = 24
@@ -159,7 +159,7 @@ def galleries_ui(report, images, records) -> None:
         st.caption(f"The {GALLERY_ROWS} worst of {table.n_flagged}; the CSV has all.")
 
 
-choices = ui.sidebar()
+choices = sidebar()
 bb = resources.backbone(choices.model)
 
 st.title("Dataset checks")

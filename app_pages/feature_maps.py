@@ -4,11 +4,11 @@ strongest response changes from block to block."""
 import streamlit as st
 
 import featlib
-import ui
 from featlib import render
 from featlib.analysis.maps import channel_stats, top_channels
 from ui import data, resources, state
 from ui.explain import explain
+from ui.sidebar import sidebar
 from ui.state import url_widget
 
 COMPARE = {"none": "nothing", "image": "another image", "weights": "other weights"}
@@ -101,7 +101,7 @@ def strongest_strip(maps: dict, colorscale: str) -> None:
     st.image(pictures, caption=captions, width=150)
 
 
-choices = ui.sidebar()
+choices = sidebar()
 bb = resources.backbone(choices.model)
 layer = {i.name: i for i in resources.layers(bb)}[choices.layer]
 

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-import ui
 from ui import data, resources, state
 from ui.explain import lesson
+from ui.sidebar import sidebar
 
 GALLERY_SIZE = 60
 
@@ -25,7 +25,7 @@ links[4].page_link("app_pages/model.py", label="Model", icon=":material/account_
 with st.expander("Teaching a class? A lesson in six steps, with the bundled pictures"):
     lesson()
 
-choices = ui.sidebar(needs_model=False)  # Home shows the images even when no model loads
+choices = sidebar(needs_model=False)  # Home shows the images even when no model loads
 
 
 st.subheader("Your own images")

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-import ui
-from featlib.extraction._device import device_name
+from featlib.extraction import device_name
 from featlib.models import imagenet
 from ui import data, resources
+from ui.sidebar import sidebar
 
-choices = ui.sidebar()
+choices = sidebar()
 bb = resources.backbone(choices.model)
 layers = resources.layers(bb)
 
@@ -56,11 +56,7 @@ st.dataframe(
 )
 
 st.subheader("ImageNet predictions")
-problem = (
-    "they need a registry backbone, not your own model."
-    if choices.model.file
-    else imagenet.unavailable_reason(bb.name)
-)
+problem = imagenet.unavailable_for(bb)
 if problem is not None:
     st.info(f"No predictions here: {problem}")
     st.stop()

@@ -6,11 +6,10 @@ import math
 import streamlit as st
 
 import featlib
-import ui
 from featlib import render
-from featlib.images.decode import decode_image, resize_image
 from ui import data, resources, state
 from ui.explain import explain
+from ui.sidebar import sidebar
 from ui.state import url_widget
 
 MATRIX_SIZE = 1000  # larger sets are shown as an even sample, grouped by label
@@ -50,13 +49,13 @@ def uploaded_query(bb, layer: str, pooling: str, resize_mode: str):
     if upload is None:
         st.info("Upload an image to find its neighbours in the set.")
         st.stop()
-    image = resize_image(decode_image(upload.getvalue(), upload.name), bb.input_size, resize_mode)
-    with st.spinner(f"Running {upload.name} through {bb.name}…", show_time=True):
-        vector = resources.extractor(bb, (layer,), pooling)(image[None])[layer][0]
+    image, vector = resources.embedded(
+        bb, layer, pooling, resize_mode, upload.name, upload.getvalue()
+    )
     return image, vector, upload.name
 
 
-choices = ui.sidebar()
+choices = sidebar()
 bb = resources.backbone(choices.model)
 
 st.title("Neighbours")

@@ -4,15 +4,16 @@ import math
 
 import streamlit as st
 
-import ui
 from featlib import render
+from featlib.analysis.projection import METHODS
 from featlib.models import imagenet
 from featlib.render import export
 from ui import data, resources, state
 from ui.explain import explain
+from ui.sidebar import sidebar
 from ui.state import url_widget
 
-METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+METHOD_LABELS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 COLOUR_BY = {"label": "label", "cluster": "k-means cluster", "prediction": "ImageNet prediction"}
 GALLERY_SIZE = 48
 
@@ -22,7 +23,7 @@ def projection_ui(n_images: int, predictions: bool) -> dict:
     cols = st.columns([2, 1, 2.6, 1.6])
     method = url_widget(
         cols[0].radio, "Method", key=state.METHOD, default="pca", options=list(METHODS),
-        format_func=METHODS.get, horizontal=True,
+        format_func=METHOD_LABELS.get, horizontal=True,
         help="PCA: a linear view, fast, keeps large distances. t-SNE and UMAP: non-linear, "
         "keep neighbourhoods (clusters), slower (UMAP's first run compiles for ~20 s).",
     )  # fmt: skip
@@ -115,7 +116,7 @@ def exports_ui(feats, x, embedding, colours, stem: str, images) -> None:
     )  # fmt: skip
 
 
-choices = ui.sidebar()
+choices = sidebar()
 bb = resources.backbone(choices.model)
 
 st.title("Projections")
@@ -125,7 +126,7 @@ st.caption(
 )
 explain("projections")
 images, feats, x = resources.set_features(bb, choices)
-predictions = choices.model.file is None and imagenet.unavailable_reason(bb.name) is None
+predictions = imagenet.unavailable_for(bb) is None
 options = projection_ui(len(x), predictions)
 
 key = (images.id, bb.key, choices.layer, choices.pooling, choices.resize_mode)

@@ -3,13 +3,13 @@
 import streamlit as st
 
 import featlib
-import ui
 from featlib import render
 from featlib.models import imagenet
 from featlib.teaching.saliency import SCORES
 from featlib.teaching.sweep import describe_sweep, sweep_problem
 from ui import data, resources, state
 from ui.explain import explain, lesson
+from ui.sidebar import sidebar
 from ui.state import flag, url_widget
 
 
@@ -95,9 +95,8 @@ def channel_view(choices, bb) -> None:
         caption=[f"{n} · peak {p:.3g}" for n, p in zip(names, hits.peaks, strict=True)],
         width=96,
     )
-    inputs = images.images.load_batch(hits.records, bb.input_size, choices.resize_mode)
     st.image(
-        [render.overlay(img, heat) for img, heat in zip(inputs, hits.maps, strict=True)],
+        [render.overlay(img, heat) for img, heat in zip(hits.inputs, hits.maps, strict=True)],
         caption=[f"map on {n}" for n in names], width=96,
     )  # fmt: skip
     if len(hits.class_means) > 1:
@@ -138,11 +137,9 @@ def cam_view(choices, bb) -> None:
         help="The image to explain. Type to search.",
     )  # fmt: skip
     record = images.images.ok[names.index(name)]
-    if bb.weights == "imagenet" and imagenet.unavailable_reason(bb.name) is None:
+    if imagenet.unavailable_for(bb, same_weights=True) is None:
         bb = resources.imagenet_backbone(bb.name)  # the same weights with their classifier
-    image = images.images.load(record, size=bb.input_size, resize_mode=choices.resize_mode)
-    with st.spinner(f"Grad-CAM at {choices.layer}…"):
-        predicted = featlib.gradcam(bb, image, choices.layer)
+    image, predicted = resources.gradcam(bb, images, record, choices.layer, choices.resize_mode)
     target, score = predicted.target, predicted.score_kind
     if predicted.target_kind == "class":
         n_classes = int(bb.model.outputs[0].shape[-1])
@@ -166,7 +163,9 @@ def cam_view(choices, bb) -> None:
     cam = (
         predicted
         if (target, score) == (predicted.target, predicted.score_kind)
-        else featlib.gradcam(bb, image, choices.layer, target, score=score)
+        else resources.gradcam(
+            bb, images, record, choices.layer, choices.resize_mode, target, score
+        )[1]
     )
     left, right = st.columns(2)
     left.image(image, caption="What the network receives", width="stretch")
@@ -180,7 +179,7 @@ def cam_view(choices, bb) -> None:
     )
 
 
-choices = ui.sidebar()
+choices = sidebar()
 bb = resources.backbone(choices.model)
 
 st.title("Teaching")

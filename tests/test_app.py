@@ -4,6 +4,8 @@ elements present. Offline; small sets (the bundled photos, or a few generated im
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -13,6 +15,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import featlib
+from featlib.extraction.features import CHANNEL_POOLINGS
+from featlib.images.decode import RESIZE_MODES
+from featlib.models.registry import WEIGHTS_CHOICES
 from ui import state
 
 APP = "../app.py"
@@ -67,8 +72,17 @@ def image_counts(at: AppTest) -> list[int]:
     return [len(e.proto.imgs) for e in at.get("image")]
 
 
+def test_ui_state_imports_no_tensorflow():
+    code = "import sys; from ui import state; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
+
+
 def test_home_shows_the_samples_and_writes_the_url():
     at = app()
+    assert at.radio(key=state.POOLING).options == list(CHANNEL_POOLINGS)
+    assert at.radio(key=state.RESIZE).options == list(RESIZE_MODES)
+    assert len(at.selectbox(key=state.WEIGHTS).options) == len(WEIGHTS_CHOICES) + 1  # + a file
     assert [m.value for m in at.metric] == ["10", "10", "2", "0"]
     assert image_counts(at) == [10]
     assert at.query_params["backbone"] == "vgg16"
@@ -272,6 +286,18 @@ def test_uploaded_model_file(tmp_path):
     assert "not a map" in texts(at.info)
 
 
+def test_uploaded_weights_file_loads_into_the_registry_backbone(tmp_path):
+    path = tmp_path / "w.weights.h5"
+    featlib.load_backbone("mobilenetv2", weights="random", seed=5).model.save_weights(path)
+    at = app(**{**SMALL, "weights": "file"})
+    at.file_uploader(key=state.WEIGHTS_FILE).set_value(
+        ("mine_notop.h5", path.read_bytes(), "application/octet-stream")  # Keras' own naming
+    ).run()
+    assert not at.exception, at.exception
+    assert "weights file mine_notop.h5" in texts(at.sidebar.caption)
+    assert len(at.selectbox(key=state.LAYER).options) > 100  # the whole MobileNetV2
+
+
 def test_uploaded_model_file_that_is_not_a_model():
     at = app(weights="file")
     at.file_uploader(key=state.WEIGHTS_FILE).set_value(("bad.keras", b"junk", "application/zip"))
@@ -335,6 +361,24 @@ def test_an_unusable_store_is_said_once_and_the_page_still_works(tmp_path, monke
         assert "feature store is off" not in texts(at.warning)
     finally:
         resources._store.clear()
+
+
+def test_session_memo_keeps_the_newest_results_and_computes_each_once():
+    def script():
+        import streamlit as st
+
+        from ui import resources
+
+        calls = st.session_state.setdefault("calls", [])
+        for key in st.session_state.keys_asked:
+            resources._session_memo("memo", (key,), lambda k=key: calls.append(k) or 10 * k, 2)
+
+    at = AppTest.from_function(script)
+    at.session_state["keys_asked"] = [1, 2, 1, 3, 1]
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["calls"] == [1, 2, 3, 1]
+    assert at.session_state["memo"] == {(3,): 30, (1,): 10}
 
 
 TEACHING = "app_pages/teaching.py"

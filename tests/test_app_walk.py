@@ -25,11 +25,12 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from featlib.extraction.features import CHANNEL_POOLINGS
 from featlib.images.decode import RESIZE_MODES
 from tests import test_app
 from tests.test_app import APP, png
 from ui import data, state
-from ui.sidebar import POOLINGS, WEIGHTS
+from ui.sidebar import WEIGHTS
 
 offline = test_app.offline  # autouse here too: offline, empty caches, a fresh store
 
@@ -50,8 +51,8 @@ UPLOADS = {
 }  # fmt: skip
 SIDEBAR = {
     state.IMAGES: [s for s in data.SOURCES if s not in BIG_SAMPLES],
-    state.WEIGHTS: WEIGHTS,
-    state.POOLING: POOLINGS,
+    state.WEIGHTS: list(WEIGHTS),
+    state.POOLING: list(CHANNEL_POOLINGS),
     state.RESIZE: list(RESIZE_MODES),
 }
 # Widgets the walk leaves alone: files (uploaded by the "upload" step), downloads, and the

@@ -98,6 +98,8 @@ def test_one_scan_serves_every_channel_with_or_without_kept_maps(tmp_path):
             assert [r.name for r in hits.records] == [r.name for r in whole.records]
             np.testing.assert_allclose(hits.peaks, whole.peaks, rtol=1e-6)
             np.testing.assert_array_equal(hits.boxes, whole.boxes)
+            want = images.load_batch(hits.records, bb.input_size)
+            np.testing.assert_array_equal(np.stack(hits.inputs), want)
             for a, b in zip(hits.maps, whole.maps, strict=True):
                 np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * b.max())
             assert hits.class_means == pytest.approx(whole.class_means)

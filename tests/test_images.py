@@ -148,6 +148,25 @@ def test_default_limits_come_from_the_environment(monkeypatch):
     assert "too large" in record.error
 
 
+@pytest.mark.parametrize("kind", SOURCES)
+def test_the_environment_is_read_once_per_source_not_per_image(tmp_path, monkeypatch, kind):
+    reads = []
+    from_env = fi.ImageLimits.from_env.__func__
+    monkeypatch.setattr(
+        fi.ImageLimits, "from_env", classmethod(lambda cls: reads.append(1) or from_env(cls))
+    )
+    image_set = build(kind, {f"{i}.png": noise(i) for i in range(5)}, tmp_path, None)
+    image_set.load_batch(image_set.ok, (8, 8))
+    assert len(image_set.ok) == 5 and len(reads) == 1
+
+
+def test_decode_image_reads_no_environment(monkeypatch):
+    monkeypatch.setenv("FEATLIB_MAX_FILE_BYTES", "100")
+    assert fi.decode_image(noise(size=(32, 32)), "big.png").size == (32, 32)
+    with pytest.raises(ImageError, match="too large"):
+        fi.decode_image(noise(size=(32, 32)), "big.png", fi.ImageLimits.from_env())
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 SMALL_FILES = fi.ImageLimits(max_file_bytes=2_000)

@@ -118,6 +118,18 @@ def test_settings_are_remembered_and_bad_entries_replaced(model_file, tuner, tmp
     assert json.loads(path.read_text())[key]["precision"] == "bfloat16"
 
 
+@pytest.mark.parametrize("content", ["[1, 2]", '"float32"', "null", "3"])
+def test_a_tuning_file_that_is_not_an_object_is_replaced(model_file, tuner, tmp_path, content):
+    tuner({}, low="float32")
+    path = tmp_path / "tuning.json"
+    path.write_text(content)
+    bb = load_model_file(model_file)
+    assert settings.auto_settings(bb) == Settings("float32", 32, measured=False)
+    (saved,) = json.loads(path.read_text()).values()
+    assert saved == {"precision": "float32", "batch_size": 32, "jit_compile": False,
+                     "measured": False}  # fmt: skip
+
+
 def test_auto_extractor_uses_the_tuned_settings_unless_the_batch_is_given(model_file, tuner):
     times = {Settings("float32", 32): 1e-3, Settings("float32", 64): 0.5e-3}
     measured = tuner(times, low="float32")
@@ -182,7 +194,7 @@ def test_auto_settings_are_the_untimed_defaults_and_are_remembered(model_file, t
 
 def test_known_settings_need_no_tensorflow(tmp_path):
     code = (
-        "import sys; from featlib import tuning; "
+        "import sys; from featlib.extraction import settings; "
         "print(settings.known_settings(settings.architecture('vgg16', False), (224, 224)), "
         "'tensorflow' in sys.modules)"
     )

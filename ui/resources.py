@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import streamlit as st
@@ -26,9 +27,12 @@ from streamlit.logger import get_logger
 
 import featlib
 from featlib import render
+from featlib._files import replaced_atomically
 from featlib.analysis.cluster import kmeans_labels
+from featlib.extraction.pipeline import embed_image
 from featlib.extraction.settings import Settings, auto_settings
 from featlib.models import imagenet
+from featlib.models.backbones import open_backbone
 from featlib.teaching import channels
 from featlib.teaching.sweep import sweep_input_size
 from ui import state
@@ -41,8 +45,10 @@ __all__ = [
     "block_outputs",
     "channel_hits",
     "check_report",
+    "embedded",
     "extractor",
     "feature_maps",
+    "gradcam",
     "imagenet_backbone",
     "imagenet_top_k",
     "kmeans",
@@ -58,8 +64,9 @@ __all__ = [
     "warm_up_umap",
 ]
 
-_MEMO_SIZE = 4  # pooled-feature results kept per session
+_MEMO_SIZE = 4  # pooled features, and sweeps, kept per session
 _LOG = get_logger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,15 @@ class ModelChoice:
     file: ModelFile | None = None
     preprocessing: str = "scale"
 
+    def open_args(self) -> tuple[str, str]:
+        """``(backbone, weights)`` for ``featlib.models.backbones.open_backbone``: an uploaded
+        model stands for the backbone, uploaded weights for the weights."""
+        if self.file is None:
+            return self.backbone, self.weights
+        if self.file.kind == "model":
+            return self.file.path, self.weights
+        return self.backbone, self.file.path
+
 
 @st.cache_resource
 def _upload_dir() -> Path:
@@ -112,18 +128,14 @@ def save_model_file(name: str, data: bytes) -> ModelFile:
     )
     path = _upload_dir() / f"{sha}{suffix}"
     if not path.is_file():
-        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-        partial.write_bytes(data)
-        partial.replace(path)
+        with replaced_atomically(path) as tmp:
+            tmp.write_bytes(data)
     return ModelFile(name=name, sha256=sha, kind=kind, path=str(path))
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
-def _load(backbone: str, weights: str, seed: int, path: str | None, preprocessing: str):
-    if path is not None and path.endswith(".keras"):
-        bb = featlib.load_model_file(path, preprocessing=preprocessing)
-    else:
-        bb = featlib.load_backbone(backbone, weights=path or weights, seed=seed)
+def _load(backbone: str, weights: str, seed: int, preprocessing: str):
+    bb = open_backbone(backbone, weights, seed=seed, preprocessing=preprocessing)
     _LOG.info("built backbone %s", bb.key)  # once per process and choice: st.cache_resource
     return bb
 
@@ -135,13 +147,14 @@ def backbone(choice: ModelChoice) -> featlib.Backbone:
         WeightsUnavailableError, ModelFileError: as ``featlib.load_backbone`` /
             ``featlib.load_model_file`` do, naming an uploaded file as the user named it.
     """
+    args = (*choice.open_args(), choice.seed, choice.preprocessing)
     if choice.file is None:
         with st.spinner(f"Loading {choice.backbone} ({choice.weights})…", show_time=True):
-            return _load(choice.backbone, choice.weights, choice.seed, None, choice.preprocessing)
+            return _load(*args)
     saved, name = Path(choice.file.path).name, choice.file.name
     try:
         with st.spinner(f"Loading {name}…"):
-            bb = _load(choice.backbone, choice.weights, 0, choice.file.path, choice.preprocessing)
+            bb = _load(*args)
     except featlib.FeatlibError as exc:
         # The file was saved under its SHA-256; messages should name it as the user does.
         raise type(exc)(str(exc).replace(saved, name)) from None
@@ -200,6 +213,54 @@ def feature_maps(bb, layers, data: Data, record, resize_mode: str) -> tuple:
         return image, _maps(bb.key, tuple(layers), record.sha256, resize_mode, bb, image)
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _gradcam(key: str, sha256: str, layer: str, resize_mode, target, score: str, _bb, _image):
+    return featlib.gradcam(_bb, _image, layer, target, score=score)
+
+
+def gradcam(bb, data: Data, record, layer: str, resize_mode: str, target=None, score="logit"):
+    """``featlib.gradcam`` of one image of the set, cached per image, layer, target and score.
+
+    Args:
+        target: a class or last-layer channel; None for the highest-scoring one.
+
+    Returns:
+        ``(image, cam)``: the uint8 (h, w, 3) array the network receives, and the ``GradCam``.
+    """
+    image = data.images.load(record, size=bb.input_size, resize_mode=resize_mode)
+    with st.spinner(f"Grad-CAM at {layer}…"):
+        key = f"{bb.key}|{bb.input_size}"
+        return image, _gradcam(key, record.sha256, layer, resize_mode, target, score, bb, image)
+
+
+def embedded(bb, layer: str, pooling: str, resize_mode: str, name: str, data: bytes) -> tuple:
+    """``featlib.extraction.pipeline.embed_image`` of a file that is not in the set, with the
+    extractor the set's features came from, so its vector compares with theirs.
+
+    Returns:
+        ``(image, vector)``: what the network received, and the pooled vector.
+    """
+    with st.spinner(f"Running {name} through {bb.name}…", show_time=True):
+        return embed_image(
+            data, name, bb, layer, pooling=pooling, resize_mode=resize_mode,
+            extractor=extractor(bb, (layer,), pooling),
+        )  # fmt: skip
+
+
+def _session_memo(name: str, key: tuple, compute: Callable[[], _T], keep: int) -> _T:
+    """``compute()``, kept in this session's ``st.session_state[name]`` under ``key``.
+
+    At most ``keep`` results stay, the oldest going first; room is made before computing, so the
+    memory of a result that is dropped is free while the next one is made.
+    """
+    memo = st.session_state.setdefault(name, {})
+    if key not in memo:
+        while len(memo) >= keep:
+            memo.pop(next(iter(memo)))
+        memo[key] = compute()
+    return memo[key]
+
+
 def _progress_bar(what: str):
     """A status box with a progress bar, and the ``progress(done, total)`` callback that moves
     it. The box shows from the start (building and timing the extractor come before the first
@@ -244,12 +305,11 @@ def pooled_features(bb, data: Data, layer: str, pooling: str, resize_mode: str) 
     Returns:
         ``featlib.Features`` with ``features[layer]`` of shape (n_images, n_features).
     """
-    key = (data.id, bb.key, layer, pooling, resize_mode)
-    memo = st.session_state.setdefault(state.FEATURES, {})
-    if key not in memo:
+
+    def compute() -> featlib.Features:
         bar, update = _progress_bar(f"{layer} features")
         try:
-            memo[key] = featlib.extract_set(
+            feats = featlib.extract_set(
                 bb, data.images, layer, pooling=pooling, resize_mode=resize_mode,
                 store=_store(), progress=update,
                 extractor=extractor(bb, (layer,), pooling),
@@ -257,9 +317,10 @@ def pooled_features(bb, data: Data, layer: str, pooling: str, resize_mode: str) 
         finally:  # a failure is shown by app.py: no box may go on saying it is running
             bar.empty()
         _say_once_if_the_store_is_off()
-        while len(memo) > _MEMO_SIZE:
-            memo.pop(next(iter(memo)))
-    return memo[key]
+        return feats
+
+    key = (data.id, bb.key, layer, pooling, resize_mode)
+    return _session_memo(state.FEATURES, key, compute, _MEMO_SIZE)
 
 
 def set_features(bb, choices, min_images: int = 3) -> tuple[Data, featlib.Features, np.ndarray]:
@@ -281,18 +342,18 @@ def check_report(bb, data: Data, feats: featlib.Features, layer: str) -> featlib
     Thresholds are applied afterwards (``CheckReport.with_thresholds``), so moving a slider
     recomputes nothing.
     """
-    key = (data.id, bb.key, layer, id(feats))
-    memo = st.session_state.setdefault(state.CHECK_REPORTS, {})
-    if key not in memo:
+
+    def compute() -> featlib.CheckReport:
         with st.spinner(f"Checking {len(feats.records)} images…"):
-            memo.clear()
-            memo[key] = featlib.check_image_set(data.images, feats.records, feats.features[layer])
-    return memo[key]
+            return featlib.check_image_set(data.images, feats.records, feats.features[layer])
+
+    return _session_memo(state.CHECK_REPORTS, (data.id, bb.key, layer, id(feats)), compute, 1)
 
 
 def sweep_backbone(choice: ModelChoice, bb, data: Data) -> featlib.Backbone:
-    """``bb`` at the input size a sweep of the set needs (``teaching.sweep.sweep_input_size``):
-    smaller for a set of small images, built once per process; a user's model as it is."""
+    """``bb`` at the input size a sweep of the set needs
+    (``featlib.teaching.sweep.sweep_input_size``): smaller for a set of small images, built once
+    per process; a user's model as it is."""
     size = sweep_input_size(bb, data.images)
     if size == bb.input_size or choice.file is not None:
         return bb
@@ -305,37 +366,39 @@ def layer_sweep(bb, data: Data, resize_mode: str) -> featlib.Sweep:
     Every block comes out of one forward pass, pooled in the graph, with the precision measured
     fastest here; the feature store keeps the vectors across sessions.
     """
-    key = (data.id, bb.key, bb.input_size, resize_mode)
-    memo = st.session_state.setdefault(state.SWEEPS, {})
-    if key not in memo:
+
+    def compute() -> featlib.Sweep:
         blocks = tuple(i.name for i in block_outputs(bb))
         bar, update = _progress_bar(f"every block of {bb.name} ({bb.weights_label})")
         with st.spinner(f"Fitting a linear probe at each of {len(blocks)} blocks…"):
-            memo[key] = featlib.layer_sweep(
+            sweep = featlib.layer_sweep(
                 bb, data.images, list(blocks), store=_store(), resize_mode=resize_mode,
                 progress=update, extractor=extractor(bb, blocks, "avg"),
             )  # fmt: skip
         bar.empty()
-        while len(memo) > _MEMO_SIZE:
-            memo.pop(next(iter(memo)))
-    return memo[key]
+        return sweep
+
+    key = (data.id, bb.key, bb.input_size, resize_mode)
+    return _session_memo(state.SWEEPS, key, compute, _MEMO_SIZE)
 
 
 def channel_hits(bb, data: Data, layer: str, channel: int, resize_mode: str):
-    """``teaching.channels.channel_hits`` (8 images). The layer is scanned once per session and
-    set, under a progress bar; after that a new channel is an index into the scan."""
-    key = (data.id, bb.key, layer, resize_mode)
-    memo = st.session_state.setdefault(state.CHANNEL_SCANS, {})
+    """``featlib.teaching.channels.channel_hits`` (8 images). The layer is scanned once per
+    session and set, under a progress bar; after that a new channel is an index into the scan."""
     maps = extractor(bb, (layer,), None)
-    if key not in memo:
+
+    def compute():
         bar, update = _progress_bar(f"every channel of {layer}")
-        memo.clear()  # one scan per session: the maps of a layer can take a few hundred MB
-        memo[key] = channels.scan_layer(
+        scan = channels.scan_layer(
             bb, data.images, layer, resize_mode=resize_mode, extractor=maps, progress=update,
             batch_size=min(16, maps.batch_size),
         )  # fmt: skip
         bar.empty()
-    return channels.channel_hits(memo[key], channel, data.images, k=8, extractor=maps)
+        return scan
+
+    # One scan per session: the maps of a layer can take a few hundred MB.
+    scan = _session_memo(state.CHANNEL_SCANS, (data.id, bb.key, layer, resize_mode), compute, 1)
+    return channels.channel_hits(scan, channel, data.images, k=8, extractor=maps)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -379,8 +442,8 @@ def _projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, 
 
 
 def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, neighbours: int, x):
-    """``analysis.projection.project`` of the features ``x`` (identified by ``key``), cached,
-    under a spinner that counts the seconds (t-SNE and UMAP take a while on large sets)."""
+    """``featlib.analysis.projection.project`` of the features ``x`` (identified by ``key``),
+    cached, under a spinner that counts the seconds (t-SNE and UMAP take a while on large sets)."""
     what = f"{method.upper()} of {len(x):,} images to {dims}-D"
     with st.spinner(f"Projecting: {what}…", show_time=True):
         return _projection(key, method, dims, seed, perplexity, neighbours, x)
@@ -388,7 +451,8 @@ def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, n
 
 @st.cache_data(max_entries=16, show_spinner="Clustering…")
 def kmeans(key: tuple, n_clusters: int, seed: int, _x):
-    """``analysis.cluster.kmeans_labels`` of the features ``_x`` (identified by ``key``), cached."""
+    """``featlib.analysis.cluster.kmeans_labels`` of the features ``_x`` (identified by
+    ``key``), cached."""
     return kmeans_labels(_x, n_clusters=n_clusters, random_state=seed)
 
 
@@ -421,9 +485,9 @@ def thumbnails(data: Data, records, side: int = 128) -> list:
 def imagenet_top_k(name: str, data: Data, resize_mode: str, k: int = 5) -> list:
     """ImageNet top-k classes of every usable image (``featlib.models.imagenet.top_k``).
 
-    Only call when ``featlib.models.imagenet.unavailable_reason(name)`` is None.
+    Only call when ``featlib.models.imagenet.unavailable_for`` the chosen backbone is None.
     """
     top = imagenet_backbone(name)
     output = layers(top)[-1].name
     feats = pooled_features(top, data, output, "avg", resize_mode)
-    return imagenet.top_k(feats.features[output], k)
+    return imagenet.top_k(feats.features[output], imagenet.class_names(), k)

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 import streamlit as st
 
 import featlib
+from featlib.extraction.features import CHANNEL_POOLINGS
 from featlib.images.decode import RESIZE_MODES
-from featlib.models.registry import PREPROCESSING_MODES
+from featlib.models.registry import PREPROCESSING_MODES, WEIGHTS_CHOICES
 from ui import data, resources, state
 from ui.state import url_widget
 
 __all__ = ["Choices", "layer_label", "sidebar"]
 
-WEIGHTS = ["auto", "imagenet", "offline", "random", "file"]
-POOLINGS = ["avg", "max"]
+WEIGHTS = (*WEIGHTS_CHOICES, "file")  # the library's choices, and an uploaded file
 _SOURCE_LABELS = {"photos": "Sample: photos", "faces": "Sample: faces", "digits": "Sample: digits"}
 _WEIGHTS_LABELS = {
     "auto": "auto",
@@ -86,7 +86,7 @@ def _model_ui() -> resources.ModelChoice:
         "and efficientnetb0 are modern alternatives.",
     )  # fmt: skip
     weights = url_widget(
-        st.selectbox, "Weights", key=state.WEIGHTS, default="auto", options=WEIGHTS,
+        st.selectbox, "Weights", key=state.WEIGHTS, default="auto", options=list(WEIGHTS),
         format_func=_WEIGHTS_LABELS.get,
         help="What the network learned. auto: ImageNet from the Keras cache, else downloaded "
         "(unless FEATLIB_OFFLINE=1), else the weights bundled for offline use (vgg16 only). "
@@ -166,7 +166,7 @@ def sidebar(needs_model: bool = True) -> Choices:
         st.caption(f"Weights loaded: {bb.weights_label}")
         layer = _layer_ui(bb)
         pooling = url_widget(
-            st.radio, "Pooling", key=state.POOLING, default="avg", options=POOLINGS,
+            st.radio, "Pooling", key=state.POOLING, default="avg", options=list(CHANNEL_POOLINGS),
             horizontal=True,
             help="How a layer becomes one vector per image (projections, neighbours): each "
             "channel's mean (avg) or strongest response (max).",

@@ -35,7 +35,7 @@ from featlib.cli.commands import (
 from featlib.errors import FeatlibError
 from featlib.extraction.features import POOLINGS, PRECISIONS
 from featlib.images.decode import RESIZE_MODES
-from featlib.models.registry import PREPROCESSING_MODES
+from featlib.models.registry import PREPROCESSING_MODES, WEIGHTS_CHOICES
 
 __all__ = [
     "main",
@@ -126,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--weights",
             default="auto",
-            help="auto | imagenet | random | offline | path to .weights.h5",
+            help=f"{' | '.join(WEIGHTS_CHOICES)} | path to .weights.h5",
         )
         p.add_argument("--seed", type=_count(0), default=0, help="seed for --weights random")
         p.add_argument(
@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
         )
 
     def extraction_args(p):
-        p.add_argument("--pooling", default="avg", choices=[p for p in POOLINGS if p])
+        p.add_argument("--pooling", default="avg", choices=[p for p in POOLINGS if p is not None])
         p.add_argument("--resize", default="stretch", choices=RESIZE_MODES)
         p.add_argument(
             "--precision",

@@ -110,16 +110,12 @@ def _progress_bar(desc: str):
             bar.close()
 
 
-def _is_model_file(backbone: str) -> bool:
-    return backbone.endswith((".keras", ".h5")) and not backbone.endswith(".weights.h5")
-
-
 def _load(args):
-    from featlib.models.backbones import load_backbone, load_model_file
+    from featlib.models.backbones import open_backbone
 
-    if _is_model_file(args.backbone):
-        return load_model_file(args.backbone, preprocessing=args.preprocessing)
-    return load_backbone(args.backbone, weights=args.weights, seed=args.seed)
+    return open_backbone(
+        args.backbone, args.weights, seed=args.seed, preprocessing=args.preprocessing
+    )
 
 
 def _open_store(args):
@@ -148,9 +144,9 @@ def _from_store(args, image_set, layers: list[str] | None, kind: str, store):
     from featlib.extraction.settings import architecture, known_settings
     from featlib.extraction.store import read_json
     from featlib.models.registry import get_spec
-    from featlib.models.weights import weights_key
+    from featlib.models.weights import is_model_file, weights_key
 
-    if store is None or _is_model_file(args.backbone):
+    if store is None or is_model_file(args.backbone):
         return None
     key = weights_key(args.backbone, args.weights, seed=args.seed)
     spec = get_spec(args.backbone)
@@ -173,11 +169,12 @@ def _compute(args, image_set, layers: list[str] | None, kind: str, store):
     """Load the backbone and extract what the store lacks, with a progress bar."""
     from featlib.extraction.pipeline import extract_set
     from featlib.extraction.store import update_json
+    from featlib.models.weights import is_model_file
 
     backbone = _load(args)
     if not layers:
         layers = [DEFAULT_LAYERS[kind](backbone)]
-        if not _is_model_file(args.backbone):
+        if not is_model_file(args.backbone):
             update_json(_LAYERS_FILE, _layer_note(args.backbone, kind), layers[0])
     with _progress_bar(f"{backbone.name} {','.join(layers)}") as update:
         feats = extract_set(

@@ -8,6 +8,7 @@ __getattr__, __dir__ = lazy_modules(
     globals(),
     [
         "featlib.extraction.features",
+        "featlib.extraction._device",
         "featlib.extraction.store",
         "featlib.extraction.settings",
         "featlib.extraction.extractor",

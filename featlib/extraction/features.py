@@ -23,6 +23,7 @@ from featlib.errors import OptionError
 from featlib.extraction.store import FeatureStore
 
 __all__ = [
+    "CHANNEL_POOLINGS",
     "POOLINGS",
     "PRECISIONS",
     "Features",
@@ -35,7 +36,8 @@ __all__ = [
     "unique_records",
 ]
 
-POOLINGS = (None, "avg", "max", "flatten")
+CHANNEL_POOLINGS = ("avg", "max")  # one value per channel: vectors as long as the channels
+POOLINGS = (None, *CHANNEL_POOLINGS, "flatten")
 PRECISIONS = ("float32", "bfloat16", "mixed_float16", "auto")
 
 

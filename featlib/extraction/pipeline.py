@@ -29,11 +29,13 @@ from featlib.extraction.features import (
 )
 from featlib.extraction.settings import Settings, auto_settings, worth_tuning
 from featlib.extraction.tuning import tuned_settings
-from featlib.images.decode import RESIZE_MODES
+from featlib.images.decode import RESIZE_MODES, ImageLimits, resolve_limits
+from featlib.images.imageset import Builder
 from featlib.models.backbones import Backbone
 
 __all__ = [
     "decode_threads",
+    "embed_image",
     "extract_set",
 ]
 
@@ -62,6 +64,19 @@ def _lowest_priority() -> None:
 def decode_threads() -> int:
     """How many threads ``extract_set`` decodes on: one per CPU, at most 8."""
     return max(1, min(8, os.cpu_count() or 1))
+
+
+def _check_options(caller: str, pooling, resize_mode: str, precision: str | None) -> None:
+    """Refuse what a job of pooled vectors cannot take; ``caller`` names the job."""
+    if pooling is None:
+        raise OptionError(
+            f"{caller} gives pooled vectors only: pooling must be 'avg', 'max' or 'flatten'. "
+            "Received: pooling=None"
+        )
+    check_choice("pooling", pooling, POOLINGS)
+    check_choice("resize_mode", resize_mode, RESIZE_MODES)
+    if precision is not None:
+        check_choice("precision", precision, PRECISIONS)
 
 
 def _check_extractor(ex: Extractor, backbone: Backbone, names, pooling, precision) -> None:
@@ -141,15 +156,7 @@ def extract_set(
         >>> feats.features["block5_pool"].shape
         (10, 512)
     """
-    if pooling is None:
-        raise OptionError(
-            "extract_set keeps pooled vectors only: pooling must be 'avg', 'max' or 'flatten'. "
-            "Received: pooling=None"
-        )
-    check_choice("pooling", pooling, POOLINGS)
-    check_choice("resize_mode", resize_mode, RESIZE_MODES)
-    if precision is not None:
-        check_choice("precision", precision, PRECISIONS)
+    _check_options("extract_set", pooling, resize_mode, precision)
     check_batch_size(batch_size)
     names = layer_names(layers)
     if extractor is not None:
@@ -212,3 +219,55 @@ def extract_set(
     ]
     computed = len(todo) - len(failed)
     return collect(ok, vectors, names, errors, computed, ex.output_shapes if ex else None)
+
+
+def embed_image(
+    data: bytes,
+    name: str,
+    backbone: Backbone,
+    layer: str,
+    *,
+    pooling: str = "avg",
+    resize_mode: str = "stretch",
+    precision: str | None = None,
+    limits: ImageLimits | None = None,
+    extractor: Extractor | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One new image's pooled vector, as ``extract_set`` computes it for an image of a set.
+
+    The bytes are checked, decoded and resized exactly as a set's images are, so the vector can
+    be compared with a set's features (a query for ``featlib.nearest``). Nothing is stored.
+
+    Args:
+        data: the file's bytes.
+        name: the file's name, for error messages.
+        backbone: a ``featlib.Backbone``.
+        layer: a layer name (see ``featlib.list_layers``).
+        pooling: ``"avg"``, ``"max"`` or ``"flatten"``.
+        resize_mode: one of ``RESIZE_MODES``.
+        precision: see ``extract_set``.
+        limits: size limits; ``ImageLimits.from_env()`` when None.
+        extractor: an ``Extractor`` to reuse, made for this backbone, layer, pooling and
+            precision (as for ``extract_set``).
+
+    Returns:
+        ``(image, vector)``: the uint8 array of shape (height, width, 3) the network received,
+        and the float32 vector of shape (n_features,).
+
+    Raises:
+        ImageError: the bytes are not a usable image; the message names the file.
+        OptionError: a bad option, or an extractor made for something else.
+    """
+    _check_options("embed_image", pooling, resize_mode, precision)
+    names = layer_names(layer)
+    if extractor is None:
+        extractor = Extractor(backbone, names, pooling, precision or "float32")
+    else:
+        _check_extractor(extractor, backbone, names, pooling, precision)
+    builder = Builder(resolve_limits(limits), name)
+    record = builder.add_bytes(name, data)
+    if record.error is not None:
+        raise ImageError(name, record.error)
+    image = builder.build().load(record, size=backbone.input_size, resize_mode=resize_mode)
+    vector = extractor.run_batch(image[None])[0][0]
+    return image, vector

@@ -4,6 +4,10 @@ Only common raster formats are opened, and the pixel count is checked from the h
 decoding (decompression bombs); a file that cannot be used becomes an ``ImageError`` whose
 message names the file and the reason.
 
+The ``FEATLIB_MAX_*`` environment variables (``ImageLimits.from_env``) are read once per source,
+when a set is built (``featlib.images.sources``, ``ImageSet``) or a new image is embedded
+(``featlib.extraction.embed_image``); the per-image functions here use the limits they are given.
+
 Example::
 
     >>> import io
@@ -175,6 +179,8 @@ class ImageRecord:
 
 
 def resolve_limits(limits: ImageLimits | None) -> ImageLimits:
+    """The limits a source is built with: ``limits``, or the environment's when None. Called
+    once per source, never per image."""
     return ImageLimits.from_env() if limits is None else limits
 
 
@@ -317,7 +323,8 @@ def decode_image(data: bytes, name: str, limits: ImageLimits | None = None) -> I
     Args:
         data: the file's bytes.
         name: the file's name, used in error messages.
-        limits: size limits; ``ImageLimits.from_env()`` when None.
+        limits: size limits; the defaults, ``ImageLimits()``, when None (the environment is
+            read by the sources, once per set: pass ``ImageLimits.from_env()`` for its values).
 
     Returns:
         PIL.Image.Image: mode ``"RGB"``, the image's full size as displayed.
@@ -331,7 +338,7 @@ def decode_image(data: bytes, name: str, limits: ImageLimits | None = None) -> I
         >>> decode_image(Path("cat.png").read_bytes(), "cat.png").mode
         'RGB'
     """
-    limits = resolve_limits(limits)
+    limits = ImageLimits() if limits is None else limits
     img = open_image(data, name, limits)
     check_pixels(img, name, limits)
     return finish_image(img, name)[0]

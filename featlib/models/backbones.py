@@ -40,6 +40,7 @@ from featlib.models.weights import (
     NotCached,
     backbone_key,
     file_sha256,
+    is_model_file,
     keras_file,
     obtain,
     offline_weights_file,
@@ -59,6 +60,7 @@ __all__ = [
     "list_backbones",
     "load_backbone",
     "load_model_file",
+    "open_backbone",
 ]
 
 OFFLINE_LABEL = "VGG16 conv layers fine-tuned from ImageNet for edge detection (HED, BSDS500)"
@@ -340,3 +342,33 @@ def load_model_file(
         weights_label=f"your model {path.name}",
         family="custom",
     )
+
+
+def open_backbone(
+    backbone: str | os.PathLike,
+    weights: str | os.PathLike = "auto",
+    *,
+    seed: int = 0,
+    preprocessing: str = "scale",
+) -> Backbone:
+    """A backbone from what a user gave: a registry name with weights, or a model file.
+
+    Args:
+        backbone: a registry name, or a ``.keras`` / ``.h5`` model file
+            (``featlib.models.weights.is_model_file``).
+        weights: for a registry name, as ``load_backbone`` takes them (a choice or a
+            ``.weights.h5`` file); unused for a model file.
+        seed: for ``weights="random"``.
+        preprocessing: for a model file, as ``load_model_file`` takes it.
+
+    Returns:
+        what ``load_model_file`` or ``load_backbone`` returns.
+
+    Example::
+
+        >>> open_backbone("mobilenetv2", "random").family
+        'MobileNetV2'
+    """
+    if is_model_file(backbone):
+        return load_model_file(backbone, preprocessing=preprocessing)
+    return load_backbone(os.fspath(backbone), weights=weights, seed=seed)

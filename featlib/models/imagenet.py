@@ -2,8 +2,9 @@
 
 Predictions need two files in the Keras cache (``featlib.models.backbones.keras_cache_dir()``): the
 backbone's with-top weights (``get_spec(name).imagenet_files[1]``) and Keras' class index
-``imagenet_class_index.json``. ``unavailable_reason`` says which are missing; nothing here
-downloads. The class index is read as JSON, never unpickled.
+``imagenet_class_index.json``. ``unavailable_reason`` says which are missing, and
+``unavailable_for`` whether a loaded backbone can have predictions at all; nothing here
+downloads. The class index is read as JSON, never unpickled, by ``class_names`` only.
 
 Example::
 
@@ -11,7 +12,7 @@ Example::
     >>> if unavailable_reason("mobilenetv2") is None:
     ...     bb = featlib.load_backbone("mobilenetv2", weights="imagenet", include_top=True)
     ...     probs = featlib.extract(bb, images, featlib.list_layers(bb)[-1].name, pooling=None)
-    ...     top_k(next(iter(probs.values())), k=5)[0][0]
+    ...     top_k(next(iter(probs.values())), class_names(), k=5)[0][0]
     ('tabby', 0.71)
 """
 
@@ -20,13 +21,25 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from featlib.errors import OptionError, WeightsUnavailableError
 from featlib.models.registry import get_spec, keras_cache_dir
 
-__all__ = ["CLASS_INDEX_FILE", "CLASS_INDEX_URL", "class_names", "top_k", "unavailable_reason"]
+if TYPE_CHECKING:
+    from featlib.models.backbones import Backbone
+
+__all__ = [
+    "CLASS_INDEX_FILE",
+    "CLASS_INDEX_URL",
+    "class_names",
+    "top_k",
+    "unavailable_for",
+    "unavailable_reason",
+]
 
 CLASS_INDEX_FILE = "imagenet_class_index.json"
 CLASS_INDEX_URL = (
@@ -63,6 +76,28 @@ def unavailable_reason(name: str) -> str | None:
     )
 
 
+def unavailable_for(backbone: Backbone, *, same_weights: bool = False) -> str | None:
+    """Why ImageNet predictions cannot go with ``backbone``, or None when they can.
+
+    Predictions come from the registry architecture with ImageNet weights and its classifier
+    (``load_backbone(backbone.name, weights="imagenet", include_top=True)``), whatever weights
+    ``backbone`` itself was loaded with; a user's model or weights file has none.
+
+    Args:
+        backbone: a loaded ``featlib.Backbone``.
+        same_weights: also require that ``backbone`` has ImageNet weights, for uses that stand
+            the classifier in for ``backbone`` itself (Grad-CAM of its classes).
+
+    Returns:
+        None, or one sentence saying why not (see ``unavailable_reason``).
+    """
+    if backbone.weights == "file":
+        return "they need a registry backbone, not your own model."
+    if same_weights and backbone.weights != "imagenet":
+        return f"they need ImageNet weights; {backbone.name} has {backbone.weights_label}."
+    return unavailable_reason(backbone.name)
+
+
 @functools.lru_cache(maxsize=4)
 def _read_class_index(path: str, mtime_ns: int) -> tuple[str, ...]:
     try:
@@ -94,11 +129,14 @@ def class_names() -> list[str]:
     return list(_read_class_index(os.fspath(path), path.stat().st_mtime_ns))
 
 
-def top_k(probabilities: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]]:
+def top_k(
+    probabilities: np.ndarray, names: Sequence[str], k: int = 5
+) -> list[list[tuple[str, float]]]:
     """The k most probable classes of each row, with their names.
 
     Args:
         probabilities: array of shape (n_images, 1000), a classifier's softmax output.
+        names: the 1,000 class names, in the order of the outputs (``class_names()``).
         k: classes per image.
 
     Returns:
@@ -107,7 +145,7 @@ def top_k(probabilities: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]
     Example::
 
         >>> p = np.zeros((1, 1000), np.float32); p[0, 281] = 0.5
-        >>> top_k(p, k=1)
+        >>> top_k(p, class_names(), k=1)
         [[('tabby', 0.5)]]
     """
     probabilities = np.asarray(probabilities, dtype=np.float32)
@@ -115,9 +153,10 @@ def top_k(probabilities: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]
         raise OptionError(
             f"probabilities must be (n_images, {_N_CLASSES}). Received: {probabilities.shape}"
         )
+    if len(names) != _N_CLASSES:
+        raise OptionError(f"names must be {_N_CLASSES} class names. Received: {len(names)} names")
     if isinstance(k, bool) or not 1 <= int(k) <= _N_CLASSES:
         raise OptionError(f"k must be between 1 and {_N_CLASSES}. Received: k={k!r}")
-    names = class_names()
     best = np.argsort(-probabilities, axis=1, kind="stable")[:, : int(k)]
     return [
         [(names[c], float(row[c])) for c in classes]

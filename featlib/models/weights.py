@@ -57,6 +57,7 @@ __all__ = [
     "file_sha256",
     "hash_matches",
     "import_weights",
+    "is_model_file",
     "keras_file",
     "obtain",
     "offline_mode",
@@ -107,6 +108,19 @@ def offline_weights_file() -> Path | None:
         return None
     path = Path(next(iter(found.submodule_search_locations)), *_HED_FILE)
     return path if path.is_file() else None
+
+
+def is_model_file(backbone: str | os.PathLike) -> bool:
+    """Whether a ``backbone`` argument names a whole model file (``.keras``, or an ``.h5`` that
+    is not a ``.weights.h5``) rather than a registry backbone. Needs no TensorFlow.
+
+    Example::
+
+        >>> is_model_file("mine.keras"), is_model_file("vgg16"), is_model_file("w.weights.h5")
+        (True, False, False)
+    """
+    name = os.fspath(backbone).lower()
+    return name.endswith((".keras", ".h5")) and not name.endswith(".weights.h5")
 
 
 def parse_weights(weights: str | os.PathLike) -> tuple[str, str | None]:

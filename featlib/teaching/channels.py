@@ -50,6 +50,8 @@ class ChannelHits:
         positions: int array of shape (k, 2): (row, column) of the peak in the layer's map.
         boxes: int array of shape (k, 4): (top, left, bottom, right) of the receptive field around
             the peak, in the network's input pixels, clipped to the image.
+        inputs: uint8 arrays of shape (height, width, 3): the top images as the network
+            received them.
         crops: uint8 arrays, the input images cut to ``boxes``.
         maps: float32 arrays of shape (h, w): the channel's map on each top image.
         class_means: label -> the channel's mean activation over the whole set's images of that
@@ -60,6 +62,7 @@ class ChannelHits:
     peaks: np.ndarray
     positions: np.ndarray
     boxes: np.ndarray
+    inputs: list[np.ndarray]
     crops: list[np.ndarray]
     maps: list[np.ndarray]
     class_means: dict
@@ -249,6 +252,7 @@ def channel_hits(scan: LayerScan, channel: int, image_set, k: int = 8, extractor
         peaks=peaks[order],
         positions=positions,
         boxes=boxes,
+        inputs=list(images),
         crops=[img[t:b, lf:r] for img, (t, lf, b, r) in zip(images, boxes, strict=True)],
         maps=list(maps),
         class_means=class_means,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from featlib.models.registry import DEFAULT_BACKBONE
 from ui import state
 
 __all__ = ["BASE", "LESSON", "Step", "explain", "lesson"]
@@ -132,7 +133,7 @@ LESSON = (
          "succeeds at every block, even with random weights; the silhouette shows what training "
          "added. Under the curves the page reads out the numbers."),
 )  # fmt: skip
-BASE = {"backbone": "vgg16", "weights": "offline", "images": "photos"}
+BASE = {"backbone": DEFAULT_BACKBONE, "weights": "offline", "images": "photos"}
 _PAGE_OF_TOPIC = {"sweep": "teaching", "channel": "teaching", "cam": "teaching"}
 
 

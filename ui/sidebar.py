@@ -14,7 +14,7 @@ import streamlit as st
 import featlib
 from featlib.extraction.features import CHANNEL_POOLINGS
 from featlib.images.decode import RESIZE_MODES
-from featlib.models.registry import PREPROCESSING_MODES, WEIGHTS_CHOICES
+from featlib.models.registry import DEFAULT_BACKBONE, PREPROCESSING_MODES, WEIGHTS_CHOICES
 from ui import data, resources, state
 from ui.state import url_widget
 
@@ -80,7 +80,7 @@ def _model_file_ui() -> resources.ModelFile | None:
 
 def _model_ui() -> resources.ModelChoice:
     name = url_widget(
-        st.selectbox, "Backbone", key=state.BACKBONE, default="vgg16",
+        st.selectbox, "Backbone", key=state.BACKBONE, default=DEFAULT_BACKBONE,
         options=featlib.list_backbones(),
         help="The pretrained network. vgg16 is the clearest for teaching; resnet50, mobilenetv2 "
         "and efficientnetb0 are modern alternatives.",

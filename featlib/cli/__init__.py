@@ -35,7 +35,7 @@ from featlib.cli.commands import (
 from featlib.errors import FeatlibError
 from featlib.extraction.features import POOLINGS, PRECISIONS
 from featlib.images.decode import RESIZE_MODES
-from featlib.models.registry import PREPROCESSING_MODES, WEIGHTS_CHOICES
+from featlib.models.registry import DEFAULT_BACKBONE, PREPROCESSING_MODES, WEIGHTS_CHOICES
 
 __all__ = [
     "main",
@@ -122,7 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     def model_args(p):
-        p.add_argument("--backbone", default="vgg16", help="registry name or a .keras/.h5 model")
+        p.add_argument(
+            "--backbone", default=DEFAULT_BACKBONE, help="registry name or a .keras/.h5 model"
+        )
         p.add_argument(
             "--weights",
             default="auto",

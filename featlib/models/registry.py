@@ -23,6 +23,7 @@ from pathlib import Path
 from featlib.errors import UnknownBackboneError
 
 __all__ = [
+    "DEFAULT_BACKBONE",
     "PREPROCESSING_MODES",
     "REGISTRY",
     "WEIGHTS_CHOICES",
@@ -206,6 +207,8 @@ _SPECS: list[BackboneSpec] = [
 ]  # fmt: skip
 
 REGISTRY: dict[str, BackboneSpec] = {s.name: s for s in _SPECS}
+# What the app and the command line start on: the classic teaching network, with offline weights.
+DEFAULT_BACKBONE = "vgg16"
 
 
 def list_backbones() -> list[str]:

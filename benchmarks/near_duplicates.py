@@ -1,9 +1,9 @@
 """Near duplicates that survive editing: recall per kind of edit and false pairs, with seconds.
 
-The set is the one ``tests/test_near_duplicates.py`` builds (95 distinct pictures from the
-offline scikit-image photos, one copy of each per kind of edit, random features so that every
-match comes from the hashes). Beside featlib's checks, one plain rule for comparison: the whole
-image's pHash within 10 bits (imagededup's default distance for pHash).
+The set is the one ``tests/featlib/analysis/checks/test_hashes.py`` builds (95 distinct pictures
+from the offline scikit-image photos, one copy of each per kind of edit, random features so that
+every match comes from the hashes). Beside featlib's checks, one plain rule for comparison: the
+whole image's pHash within 10 bits (imagededup's default distance for pHash).
 
     FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/near_duplicates.py
 """
@@ -17,7 +17,7 @@ from _common import format_table, machine
 
 from featlib.analysis.checks.dataset import check_dataset
 from featlib.analysis.checks.hashes import image_hashes
-from tests.test_near_duplicates import EDITS, edited_set, pair_rates
+from tests.featlib.analysis.checks.test_hashes import EDITS, edited_set, pair_rates
 
 PLAIN_PHASH_BITS = 10
 

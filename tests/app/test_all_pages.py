@@ -11,10 +11,10 @@ import zipfile
 import pytest
 
 import featlib
-from tests import test_app
-from tests.test_app import (
+from tests.app.helpers import (
     CHECKS,
     FEATURE_MAPS,
+    HOME,
     MODEL,
     NEIGHBOURS,
     PROJECTIONS,
@@ -27,9 +27,6 @@ from tests.test_app import (
 )
 from ui import state
 
-offline = test_app.offline  # autouse here too: offline, empty caches, a fresh store
-
-HOME = "app_pages/home.py"
 PAGES = [HOME, FEATURE_MAPS, PROJECTIONS, NEIGHBOURS, CHECKS, TEACHING, MODEL]
 
 
@@ -182,3 +179,30 @@ def test_a_failed_extraction_says_why_and_leaves_no_progress_running(monkeypatch
     at = app(PROJECTIONS, **SMALL)
     assert "the store's disk is full" in texts(at.error)
     assert not at.get("progress")  # the status box with its bar is gone
+
+
+def test_an_unusable_store_is_said_once_and_the_page_still_works(tmp_path, monkeypatch):
+    from ui import resources
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("FEATLIB_CACHE_DIR", str(blocker / "store"))
+    resources._store.clear()
+    try:
+        at = app(PROJECTIONS, **SMALL)
+        assert "feature store is off" in texts(at.warning)
+        assert len(at.get("plotly_chart")) == 1
+        at.switch_page(NEIGHBOURS).run()
+        at.radio(key=state.POOLING).set_value("max").run()  # computed again, without the store
+        assert not at.exception, at.exception
+        assert len(at.get("image")) > 0
+        assert "feature store is off" not in texts(at.warning)
+    finally:
+        resources._store.clear()
+
+
+@pytest.mark.parametrize("page", [FEATURE_MAPS, PROJECTIONS, NEIGHBOURS, CHECKS, TEACHING])
+def test_every_page_explains_itself(page):
+    at = app(page, **SMALL)
+    assert not at.exception, at.exception
+    assert "What am I looking at?" in [e.label for e in at.expander]

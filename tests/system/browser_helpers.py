@@ -29,7 +29,7 @@ __all__ = [
     "png", "serve", "settled",
 ]  # fmt: skip
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 _SCRIPT_STATE = (
     "document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')"

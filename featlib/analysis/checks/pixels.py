@@ -30,7 +30,8 @@ _LAPLACE_KERNEL = laplacian(2, (3, 3))[1].astype(np.float32)
 
 def pixel_stats(pixels, names) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
     """Per image: brightness, Laplacian variance, entropy, channel spread; (w, h); and its
-    perceptual hashes (:func:`.hashes.image_hashes`), from the same decoded pixels."""
+    perceptual hashes (:func:`featlib.analysis.checks.hashes.image_hashes`), from the same
+    decoded pixels."""
     stats = np.empty((len(pixels), 4))
     hashes = []
     sizes = []

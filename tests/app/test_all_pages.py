@@ -9,12 +9,13 @@ import io
 import zipfile
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 import featlib
-from tests import test_app
-from tests.test_app import (
+from tests.app.helpers import (
     CHECKS,
     FEATURE_MAPS,
+    HOME,
     MODEL,
     NEIGHBOURS,
     PROJECTIONS,
@@ -27,9 +28,6 @@ from tests.test_app import (
 )
 from ui import state
 
-offline = test_app.offline  # autouse here too: offline, empty caches, a fresh store
-
-HOME = "app_pages/home.py"
 PAGES = [HOME, FEATURE_MAPS, PROJECTIONS, NEIGHBOURS, CHECKS, TEACHING, MODEL]
 
 
@@ -182,3 +180,48 @@ def test_a_failed_extraction_says_why_and_leaves_no_progress_running(monkeypatch
     at = app(PROJECTIONS, **SMALL)
     assert "the store's disk is full" in texts(at.error)
     assert not at.get("progress")  # the status box with its bar is gone
+
+
+def test_an_unusable_store_is_said_once_and_the_page_still_works(tmp_path, monkeypatch):
+    from ui import resources
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("FEATLIB_CACHE_DIR", str(blocker / "store"))
+    resources._store.clear()
+    try:
+        at = app(PROJECTIONS, **SMALL)
+        assert "feature store is off" in texts(at.warning)
+        assert len(at.get("plotly_chart")) == 1
+        at.switch_page(NEIGHBOURS).run()
+        at.radio(key=state.POOLING).set_value("max").run()  # computed again, without the store
+        assert not at.exception, at.exception
+        assert len(at.get("image")) > 0
+        assert "feature store is off" not in texts(at.warning)
+    finally:
+        resources._store.clear()
+
+
+@pytest.mark.parametrize("page", [FEATURE_MAPS, PROJECTIONS, NEIGHBOURS, CHECKS, TEACHING])
+def test_every_page_explains_itself(page):
+    at = app(page, **SMALL)
+    assert not at.exception, at.exception
+    assert "What am I looking at?" in [e.label for e in at.expander]
+
+
+def test_session_memo_keeps_the_newest_results_and_computes_each_once():
+    def script():
+        import streamlit as st
+
+        from ui import resources
+
+        calls = st.session_state.setdefault("calls", [])
+        for key in st.session_state.keys_asked:
+            resources._session_memo("memo", (key,), lambda k=key: calls.append(k) or 10 * k, 2)
+
+    at = AppTest.from_function(script)
+    at.session_state["keys_asked"] = [1, 2, 1, 3, 1]
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["calls"] == [1, 2, 3, 1]
+    assert at.session_state["memo"] == {(3,): 30, (1,): 10}

@@ -1,6 +1,5 @@
-"""featlib.analysis.maps (channel statistics), featlib.analysis.cluster (k-means) and
-featlib.models.imagenet (class names and top-k, from a Keras cache laid out in a temporary
-folder)."""
+"""featlib.models.imagenet: class names and top-k, from a Keras cache laid out in a temporary
+folder, and whether ImageNet predictions can go with a backbone."""
 
 from __future__ import annotations
 
@@ -11,54 +10,9 @@ import os
 import numpy as np
 import pytest
 
-from featlib.analysis.cluster import kmeans_labels
-from featlib.analysis.maps import channel_stats, top_channels
-from featlib.errors import FeatlibError, WeightsUnavailableError
+from featlib.errors import WeightsUnavailableError
 from featlib.models import imagenet
 from featlib.models.backbones import load_model_file
-
-
-@pytest.fixture
-def maps():
-    return np.random.default_rng(0).normal(size=(6, 5, 8)).astype(np.float32)
-
-
-def test_channel_stats_closed_forms(maps):
-    stats = channel_stats(maps)
-    np.testing.assert_allclose(stats.mean, maps.mean(axis=(0, 1)), rtol=1e-6)
-    np.testing.assert_array_equal(stats.max, maps.max(axis=(0, 1)))
-    np.testing.assert_allclose(stats.active, (maps > 0).mean(axis=(0, 1)))
-
-
-@pytest.mark.parametrize("by", ["mean", "max", "active"])
-def test_top_channels_rank_by_each_statistic(maps, by):
-    score = getattr(channel_stats(maps), by)
-    top = top_channels(maps, k=3, by=by)
-    assert top.tolist() == np.argsort(-score, kind="stable")[:3].tolist()
-
-
-def test_top_channels_clips_k_and_checks_input(maps):
-    assert len(top_channels(maps, k=100)) == 8
-    with pytest.raises(FeatlibError, match="by must be"):
-        top_channels(maps, by="median")
-    with pytest.raises(FeatlibError, match="positive"):
-        top_channels(maps, k=0)
-    with pytest.raises(FeatlibError, match="height, width, channels"):
-        channel_stats(maps[0])
-
-
-def test_kmeans_finds_separate_groups_numbered_by_first_appearance():
-    rng = np.random.default_rng(0)
-    centres = np.eye(3, 16) * 10
-    x = np.concatenate([c + rng.normal(size=(10, 16)) for c in centres[[2, 0, 1]]])
-    labels = kmeans_labels(x, n_clusters=3, random_state=0)
-    assert labels.tolist() == [0] * 10 + [1] * 10 + [2] * 10
-
-
-@pytest.mark.parametrize("n_clusters", [0, 31, True])
-def test_kmeans_checks_n_clusters(n_clusters):
-    with pytest.raises(FeatlibError, match="n_clusters"):
-        kmeans_labels(np.zeros((30, 4)), n_clusters=n_clusters)
 
 
 @pytest.fixture

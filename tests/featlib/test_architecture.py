@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1] / "featlib"
+ROOT = Path(__file__).resolve().parents[2] / "featlib"
 
 # What each package may import besides itself, the private modules (featlib/_*.py) and errors.
 ALLOWED = {

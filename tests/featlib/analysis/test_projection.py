@@ -1,4 +1,5 @@
-"""analysis.projection: PCA against scikit-learn, t-SNE and UMAP on separable blobs, Procrustes."""
+"""featlib.analysis.projection: PCA against scikit-learn, t-SNE and UMAP on separable blobs,
+Procrustes."""
 
 import subprocess
 import sys

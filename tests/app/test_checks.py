@@ -12,11 +12,8 @@ from PIL import Image, ImageOps
 
 import featlib
 from featlib.analysis.checks.issues import TITLES
-from tests import test_app
-from tests.test_app import CHECKS, SMALL, app, png, texts
+from tests.app.helpers import CHECKS, SMALL, app, png, texts
 from ui import state
-
-offline = test_app.offline  # autouse here too: offline, empty caches, a fresh store
 
 
 def summary(at):

@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 import featlib
-from tests.browser_helpers import encode_png, launch, serve, settled
+from tests.system.browser_helpers import encode_png, launch, serve, settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

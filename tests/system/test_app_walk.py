@@ -27,12 +27,12 @@ from streamlit.testing.v1 import AppTest
 
 from featlib.extraction.features import CHANNEL_POOLINGS
 from featlib.images.decode import RESIZE_MODES
-from tests import test_app
-from tests.test_app import APP, png
+from tests.app import helpers
+from tests.app.helpers import APP, png
 from ui import data, state
 from ui.sidebar import WEIGHTS
 
-offline = test_app.offline  # autouse here too: offline, empty caches, a fresh store
+offline = helpers.offline  # autouse here too: offline, empty caches, a fresh store
 
 SEED = int(os.environ.get("FEATLIB_WALK_SEED", "0"))
 STEPS = int(os.environ.get("FEATLIB_WALK_STEPS", "70"))
@@ -120,7 +120,7 @@ class Walk:
         if failure:
             replay = (
                 f"FEATLIB_WALK_SEED={SEED} FEATLIB_WALK_STEPS={self.actions} pytest "
-                f"'tests/test_app_walk.py::test_random_walk[{self.name}]'"
+                f"'tests/system/test_app_walk.py::test_random_walk[{self.name}]'"
             )
             pytest.fail(
                 f"walk {self.name!r}, seed {self.seed}: {failure}\nreplay: {replay}\nsteps:\n"

@@ -29,7 +29,7 @@ __all__ = [
     "png", "serve", "settled",
 ]  # fmt: skip
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 _SCRIPT_STATE = (
     "document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')"
@@ -138,9 +138,9 @@ def only_local(page):
 
     Example::
 
-        >>> with only_local(page) as outside:
-        ...     page.goto(server)
-        >>> assert outside == []
+        with only_local(page) as outside:
+            page.goto(server)
+        assert outside == []
     """
     outside = []
 
@@ -189,8 +189,8 @@ def drawn(page, points: int, legend: list[str] | None = None) -> float:
 
     Example::
 
-        >>> page.get_by_text("k-means cluster").click()
-        >>> seconds = drawn(page, 2000, legend=["cluster 0", "cluster 1"])
+        page.get_by_text("k-means cluster").click()
+        seconds = drawn(page, 2000, legend=["cluster 0", "cluster 1"])
     """
     start = time.perf_counter()
     page.wait_for_function(_PLOT_SHOWS, arg=[points, legend], polling=20)

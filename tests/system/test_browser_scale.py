@@ -19,7 +19,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.browser_helpers import browser_page, drawn, encode_png, settled
+from tests.system.browser_helpers import browser_page, drawn, encode_png, settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -20,7 +20,7 @@ from PIL import Image
 from featlib.errors import ImageError
 from featlib.images.decode import RESIZE_MODES, ImageLimits
 from featlib.images.sources import from_uploads
-from tests.test_images import png_header
+from tests.featlib.images.builders import png_header
 
 SIZE = (32, 24)  # (height, width) asked of every usable image
 DEADLINE_MS = 5_000  # per example: decoding one small file must never take longer

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_helpers import browser_page, choose, only_local, png, settled
+from tests.system.browser_helpers import browser_page, choose, only_local, png, settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

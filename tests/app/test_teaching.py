@@ -1,5 +1,5 @@
 """AppTest of the Teaching page and the lesson; the helpers and the autouse fixture come from
-tests/test_app.py. Each view computes only when it is the one open."""
+tests/app/. Each view computes only when it is the one open."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ import pytest
 
 import featlib
 from featlib.teaching import channels
-from tests import test_app
-from tests.test_app import SMALL, TEACHING, app, png, texts, tiny_model_file
+from tests.app import helpers
+from tests.app.helpers import SMALL, TEACHING, app, png, texts, tiny_model_file
 from ui import explain, state
 
-offline = test_app.offline  # autouse here too: offline, empty caches, a fresh store
-imagenet_cache = test_app.fake_imagenet  # a Keras cache with fake ImageNet weights
+imagenet_cache = helpers.fake_imagenet  # a Keras cache with fake ImageNet weights
 
 
 def captions(at) -> list[str]:
@@ -232,7 +231,7 @@ def test_every_lesson_claim_holds_for_the_lessons_data(lesson_features):
 def test_lesson_steps_open_in_this_session_with_a_next_step():
     keys = {v for k, v in vars(state).items() if k.isupper() and isinstance(v, str)}
     for step in explain.LESSON:
-        assert (Path(__file__).parents[1] / f"app_pages/{step.page}.py").is_file()
+        assert (Path(__file__).parents[2] / f"app_pages/{step.page}.py").is_file()
         assert set(step.params) | set(explain.BASE) <= keys
     at = app()
     assert [b.key for b in at.button if b.key.startswith(state.LESSON_LINK)] == [

@@ -214,7 +214,7 @@ def test_entropy_is_skimage_shannon_entropy():
 def test_blur_score_is_variance_of_skimage_laplace():
     img = _texture(np.random.default_rng(7), 60, 70)
     stats, _, _ = pixels.pixel_stats([img], ["x"])
-    gray = (img.astype(np.float32) @ checks._GRAY_WEIGHTS) / 255
+    gray = (img.astype(np.float32) @ pixels._GRAY_WEIGHTS) / 255
     np.testing.assert_allclose(gray, rgb2gray(img), atol=1e-5)
     assert stats[0, 1] == pytest.approx(laplace(gray).var() * 255**2, rel=1e-5)
 

@@ -1,6 +1,6 @@
-"""Label issues by confident learning (featlib.analysis.checks.label_issues) through check_dataset: labels
-flipped on the bundled digits (scikit-learn's load_digits, the "digits" sample, its 8x8 pixels
-as features) must be found, a clean set must flag few.
+"""Label issues by confident learning (featlib.analysis.checks.label_issues) through
+check_dataset: labels flipped on the bundled digits (scikit-learn's load_digits, the "digits"
+sample, its 8x8 pixels as features) must be found, a clean set must flag few.
 
 Floors: measured over seeds 0-3 on these 500 digits (2026-12-03), with margin: 10 % flipped,
 precision 0.94-0.98 and recall 0.84-0.92; 20 % flipped, precision 0.95-0.99 and recall

@@ -1,5 +1,6 @@
-"""Checks of a set as a whole (featlib.analysis.checks.set_checks): rare classes, labels that image properties
-predict (shortcuts), duplicates across splits, alone and through check_dataset's report."""
+"""Checks of a set as a whole (featlib.analysis.checks.set_checks): rare classes, labels that
+image properties predict (shortcuts), duplicates across splits, alone and through check_dataset's
+report."""
 
 import csv
 import io

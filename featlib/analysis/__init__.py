@@ -15,6 +15,14 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "order_by_label",
             "similarity_matrix",
         ],
+        "featlib.analysis.probe": [
+            "MAX_FOLDS",
+            "content_groups",
+            "cosine_silhouette",
+            "out_of_fold_proba",
+            "probe_accuracy",
+            "probe_folds",
+        ],
         "featlib.analysis.projection": [
             "METHODS",
             "Projection",

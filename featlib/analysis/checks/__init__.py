@@ -21,7 +21,12 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "match_bound",
         ],
         "featlib.analysis.checks.issues": ["DEFAULT_THRESHOLDS", "ISSUES", "TITLES"],
-        "featlib.analysis.checks.label_issues": ["LabelIssues", "find_label_issues", "reason"],
+        "featlib.analysis.checks.label_issues": [
+            "LabelIssues",
+            "find_label_issues",
+            "probe_labels",
+            "reason",
+        ],
         "featlib.analysis.checks.report": [
             "CheckReport",
             "IssueTable",

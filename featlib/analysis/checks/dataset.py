@@ -37,6 +37,7 @@ from featlib.analysis.checks.issues import (
     default_threshold,
     tukey_fence,
 )
+from featlib.analysis.checks.label_issues import probe_labels
 from featlib.analysis.checks.pixels import QUALITY_SIDE, pixel_stats, quality_tables, size_tables
 from featlib.analysis.checks.report import CheckReport, IssueTable
 from featlib.analysis.checks.set_checks import (
@@ -45,7 +46,6 @@ from featlib.analysis.checks.set_checks import (
     rare_classes,
 )
 from featlib.analysis.neighbors import nearest_all
-from featlib.analysis.probe import linear_probe
 from featlib.errors import FeatlibError
 
 __all__ = [
@@ -174,7 +174,7 @@ def check_dataset(
     else:
         reason = "every image has the same content"
         skipped["near_duplicates"] = skipped["outliers"] = reason
-    label_table, separability, reason = linear_probe(x, labels, groups, names, random_state)
+    label_table, separability, reason = probe_labels(x, labels, groups, names, random_state)
     if label_table is None:
         skipped["label_issues"] = skipped["separability"] = reason
     else:

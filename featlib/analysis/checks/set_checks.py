@@ -23,9 +23,11 @@ from scipy.stats import binomtest, rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from featlib.analysis.probe import probe_folds
 
 __all__ = [
     "PROPERTIES",
@@ -57,7 +59,6 @@ PROPERTIES: Mapping[str, tuple[str, str]] = {
     "pixel count": ("small", "large"),
     "aspect ratio": ("tall", "wide"),
 }
-_MAX_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -158,12 +159,14 @@ def property_vectors(stats, sizes) -> tuple[tuple[str, ...], np.ndarray]:
     return tuple(names), np.column_stack(columns)
 
 
-def _predict(values, y, n_folds, random_state) -> np.ndarray:
+def _predict(values, y, random_state) -> np.ndarray:
     """Out-of-fold predictions of a logistic regression on the columns' ranks (a property's
     scale, heavy tails included, does not matter; tied values share their rank, so a constant
-    column carries no order)."""
+    column carries no order), in the linear probe's folds. Not the probe itself: it normalises
+    each row to unit length, which would make an image that is small and dark look like one
+    that is large and bright."""
     ranks = rankdata(values, axis=0) / len(values)
-    cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    cv = probe_folds(y, random_state=random_state)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -205,9 +208,8 @@ def find_shortcut(
         return None
     y = np.array([classes.index(labels[i]) for i in rows])
     x = values[rows]
-    n_folds = min(_MAX_FOLDS, min(counts[c] for c in classes))
     chance = 1 / len(classes)
-    predicted = _predict(x, y, n_folds, random_state)
+    predicted = _predict(x, y, random_state)
     accuracy = float(balanced_accuracy_score(y, predicted))
     right = int((predicted == y).sum())
     largest = np.bincount(y).max() / len(y)

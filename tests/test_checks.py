@@ -390,7 +390,7 @@ def test_bundled_faces_with_random_weights_pass_and_their_shared_traits_are_fact
     assert sum("25×25" in fact for fact in report.facts) == 1  # said once, not per trait
     assert report.table("grayscale").n_flagged == report.table("tiny").n_flagged == 0
     sep = report.separability
-    assert sep.accuracy_text() == f"{checks.format_percent(sep.accuracy)} ({sep.n_correct} of 200)"
+    assert sep.accuracy_text() == f"{checks.percent(sep.accuracy)} ({sep.n_correct} of 200)"
 
 
 def test_set_facts_name_what_many_images_share():
@@ -452,20 +452,11 @@ def test_thresholds_are_relative_to_the_set():
         assert report.table("outliers").n_flagged <= MAX_FALSE_FLAG_RATE * 100
 
 
-@pytest.mark.parametrize(
-    ("fraction", "text"),
-    [(1.0, "100 %"), (0.995, "99.5 %"), (0.99999, "99.9 %"), (0.8, "80 %"), (0.0004, "0.1 %"),
-     (0.0, "0 %")],
-)  # fmt: skip
-def test_percentages_never_round_to_all_or_nothing(fraction, text):
-    assert checks.format_percent(fraction) == text
-
-
 def test_accuracy_text_counts_the_errors(planted):
     sep = planted[0].separability
     n, right = sep.confusion.sum(), np.trace(sep.confusion)
     assert (sep.n_images, sep.n_correct) == (n, right) and right < n
-    assert sep.accuracy_text() == f"{checks.format_percent(right / n)} ({right} of {n})"
+    assert sep.accuracy_text() == f"{checks.percent(right / n)} ({right} of {n})"
     assert sep.accuracy_text().split()[0] != "100"
 
 

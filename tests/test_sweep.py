@@ -24,7 +24,6 @@ from featlib.teaching.sweep import (
     describe_sweep,
     islands,
     layer_sweep,
-    percent,
     sweep_problem,
     sweep_scores,
 )
@@ -192,15 +191,6 @@ def sweep_of(accuracy, silhouette, weights="trained", chance=0.5) -> Sweep:
         silhouette=np.array(silhouette), chance=chance, embeddings=(), labels=(), names=(),
         weights=weights,
     )  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("share", "text"),
-    [(0.62, "62 %"), (0.995, "99.5 %"), (199 / 200, "99.5 %"), (0.9999, "99.9 %"), (1.0, "100 %"),
-     (0.0, "0 %"), (0.7, "70 %")],
-)  # fmt: skip
-def test_percent_never_rounds_up_to_a_perfect_score(share, text):
-    assert percent(share) == text.replace(" ", "\N{NO-BREAK SPACE}")
 
 
 def read_out(*sweeps) -> list[str]:

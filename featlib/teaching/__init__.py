@@ -5,6 +5,7 @@ from featlib._exports import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     globals(),
     {
+        "featlib._text": ["percent"],
         "featlib.teaching.channels": [
             "MAP_BUDGET",
             "ChannelHits",
@@ -23,7 +24,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "describe_sweep",
             "islands",
             "layer_sweep",
-            "percent",
             "sweep_input_size",
             "sweep_problem",
             "sweep_scores",

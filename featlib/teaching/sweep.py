@@ -16,13 +16,13 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.decomposition import PCA
 
+from featlib._text import percent
 from featlib._validation import l2_normalize
 from featlib.analysis.probe import cosine_silhouette, probe_accuracy
 from featlib.analysis.projection import procrustes_align
@@ -34,7 +34,6 @@ __all__ = [
     "describe_sweep",
     "islands",
     "layer_sweep",
-    "percent",
     "sweep_input_size",
     "sweep_problem",
     "sweep_scores",
@@ -224,19 +223,6 @@ def layer_sweep(
         names=tuple(feats.names),
         weights=backbone.weights_label,
     )
-
-
-def percent(share: float) -> str:
-    """A share in [0, 1] as a percentage, cut (never rounded up) to a tenth: 199 of 200 right
-    reads "99.5 %", and only a perfect score reads "100 %". A no-break space keeps the sign with
-    its number.
-
-    Example::
-
-        >>> percent(0.995), percent(0.62), percent(1.0)
-        ('99.5\xa0%', '62\xa0%', '100\xa0%')
-    """
-    return f"{math.floor(round(share * 1000, 6)) / 10:g}\N{NO-BREAK SPACE}%"  # never wrapped apart
 
 
 def _score(value: float) -> str:

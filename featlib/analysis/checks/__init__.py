@@ -7,6 +7,7 @@ from featlib._exports import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     globals(),
     {
+        "featlib._text": ["percent"],
         "featlib.analysis.checks.dataset": [
             "check_dataset",
             "check_image_set",
@@ -31,7 +32,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "CheckReport",
             "IssueTable",
             "Separability",
-            "format_percent",
         ],
         "featlib.analysis.checks.set_checks": [
             "PROPERTIES",

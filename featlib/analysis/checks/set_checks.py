@@ -1,4 +1,4 @@
-"""Checks of a labelled set as a whole: rare classes, labels that image properties alone predict
+r"""Checks of a labelled set as a whole: rare classes, labels that image properties alone predict
 (a shortcut a model could learn), and duplicates across splits (leakage).
 
 Each says something about the set that no single image shows. They take plain pieces, as
@@ -8,7 +8,7 @@ Each says something about the set that no single image shows. They take plain pi
 Example::
 
     >>> rare_classes(["cat"] * 40 + ["dog"] * 38 + ["fox"] * 3)[0].sentence()
-    "class 'fox' has 3 images, 8 % of a typical class (38): a model will tend to ignore it"
+    "class 'fox' has 3 images, 7.9\xa0% of a typical class (38): a model will tend to ignore it"
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from featlib._text import percent
 from featlib.analysis.probe import probe_folds
 
 __all__ = [
@@ -77,10 +78,10 @@ class RareClass:
 
     def sentence(self) -> str:
         """The finding in words."""
-        share = f"{self.count / self.typical:.0%}".replace("%", " %")
         return (
             f"class {self.label!r} has {self.count} image{'' if self.count == 1 else 's'}, "
-            f"{share} of a typical class ({self.typical:g}): a model will tend to ignore it"
+            f"{percent(self.count / self.typical)} of a typical class ({self.typical:g}): a model "
+            "will tend to ignore it"
         )
 
 

@@ -208,7 +208,7 @@ def test_entropy_is_skimage_shannon_entropy():
     stats, sizes, _ = pixels.pixel_stats([img], ["x"])
     expected = shannon_entropy(np.round(rgb2gray(img) * 255).astype(np.uint8))
     assert stats[0, 2] == pytest.approx(expected, rel=1e-2)
-    assert sizes == [(50, 40)]
+    assert sizes == [(40, 50)]
 
 
 def test_blur_score_is_variance_of_skimage_laplace():
@@ -314,7 +314,7 @@ def test_html_embeds_thumbnails_and_escapes_names():
 def test_missing_pieces_are_skipped_with_reasons():
     pieces, _ = _planted_features()
     n = len(pieces["labels"])
-    sizes = [(64, 48)] * (n - 1) + [(640, 100)]
+    sizes = [(48, 64)] * (n - 1) + [(100, 640)]
     report = check_dataset(pieces["sha256s"], [None] * n, pieces["features"], sizes=sizes)
     assert report.separability is None
     assert "no image has a label" in report.skipped["label_issues"]
@@ -322,6 +322,17 @@ def test_missing_pieces_are_skipped_with_reasons():
     assert _flagged_images(report, "odd_aspect") == {n - 1}
     with pytest.raises(FeatlibError, match="not checked: no pixels"):
         report.table("dark")
+
+
+def test_sizes_are_height_then_width_as_everywhere_in_featlib():
+    pieces, _ = _planted_features()
+    n = len(pieces["labels"])
+    sizes = [(48, 64)] * (n - 1) + [(100, 640)]
+    report = check_dataset(pieces["sha256s"], [None] * n, pieces["features"], sizes=sizes)
+    row = next(r for r in report.table("odd_aspect").as_dicts() if r["index"] == n - 1)
+    assert (row["width"], row["height"]) == (640, 100)
+    same = check_dataset(pieces["sha256s"], [None] * n, pieces["features"], sizes=[(30, 40)] * n)
+    assert "every image is 40×30 px" in same.facts
 
 
 def test_singleton_classes_are_left_out_of_the_probe():

@@ -140,7 +140,7 @@ def property_vectors(stats, sizes) -> tuple[tuple[str, ...], np.ndarray]:
     Args:
         stats: float array of shape (n, 4): brightness (0-1), variance of the Laplacian,
             grey-level entropy, colour spread (0-1); or None.
-        sizes: float array of shape (n, 2), (width, height); or None.
+        sizes: float array of shape (n, 2), (height, width); or None.
 
     Returns:
         the property names (keys of :data:`PROPERTIES`) and a float array of shape
@@ -154,7 +154,7 @@ def property_vectors(stats, sizes) -> tuple[tuple[str, ...], np.ndarray]:
     if sizes is not None:
         sizes = np.asarray(sizes, dtype=np.float64)
         names += ["pixel count", "aspect ratio"]
-        columns += [sizes[:, 0] * sizes[:, 1], sizes[:, 0] / sizes[:, 1]]
+        columns += [sizes[:, 0] * sizes[:, 1], sizes[:, 1] / sizes[:, 0]]
     if not columns:
         return (), np.empty((0, 0))
     return tuple(names), np.column_stack(columns)

@@ -42,8 +42,8 @@ def texture(rng, kind: str, side: int = 64) -> np.ndarray:
         for cy, cx in rng.uniform(0, side, (int(rng.integers(12, 20)), 2)):
             field += np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * rng.uniform(1.5, 3) ** 2))
     field = (field - field.mean()) / field.std() * 40 + 128
-    grey = np.clip(field, 0, 255).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2)
+    gray = np.clip(field, 0, 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
 
 
 def png(pixels: np.ndarray) -> bytes:

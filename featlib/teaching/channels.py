@@ -324,7 +324,7 @@ def maximize_channel(
     step_size: float = 8.0,
     jitter: int = 4,
     tv_weight: float = 1.0,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> Maximized:
     """Gradient ascent on the input: an image whose ``channel`` of ``layer`` is as high as possible.
 
@@ -342,7 +342,7 @@ def maximize_channel(
         step_size: pixels (0..255 scale) moved per step along the normalised gradient.
         jitter: largest random shift per step, in pixels.
         tv_weight: weight of the total-variation penalty (per-pixel mean differences).
-        seed: seed of the noise and the jitter.
+        random_state: seed of the noise and the jitter.
 
     Returns:
         :class:`Maximized`.
@@ -350,7 +350,7 @@ def maximize_channel(
     _spatial_layer(backbone, layer, channel)
     model = backbone.model
     upto = keras.Model(model.inputs, layer_outputs(model, [layer])[0])
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     h, w = backbone.input_size
     x = tf.Variable(128 + rng.normal(0, 8, (1, h, w, 3)).astype(np.float32))
 

@@ -138,3 +138,12 @@ def test_maximization_works_with_every_preprocessing_mode():
     bb = featlib.load_backbone("mobilenetv2", weights="random", input_size=(32, 32))  # "tf" mode
     result = maximize_channel(bb, "block_1_expand_relu", channel=0, steps=2)
     assert result.image.shape == (32, 32, 3)
+
+
+def test_random_state_seeds_the_noise_and_the_jitter():
+    bb = featlib.load_backbone("mobilenetv2", weights="random", input_size=(32, 32))
+    again = [
+        maximize_channel(bb, "block_1_expand_relu", 0, steps=2, random_state=s) for s in (1, 1, 2)
+    ]
+    np.testing.assert_array_equal(again[0].image, again[1].image)
+    assert not np.array_equal(again[0].image, again[2].image)

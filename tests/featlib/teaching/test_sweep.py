@@ -12,19 +12,20 @@ import pytest
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import silhouette_score
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import featlib
+from featlib.analysis import probe
 from featlib.errors import FeatlibError
 from featlib.teaching.sweep import (
     Sweep,
     describe_sweep,
     islands,
     layer_sweep,
-    percent,
     sweep_problem,
+    sweep_scores,
 )
 
 
@@ -41,8 +42,8 @@ def texture(rng, kind: str, side: int = 64) -> np.ndarray:
         for cy, cx in rng.uniform(0, side, (int(rng.integers(12, 20)), 2)):
             field += np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * rng.uniform(1.5, 3) ** 2))
     field = (field - field.mean()) / field.std() * 40 + 128
-    grey = np.clip(field, 0, 255).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2)
+    gray = np.clip(field, 0, 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -62,6 +63,26 @@ def labelled(counts: dict[str, int], seed: int = 0) -> featlib.ImageSet:
     return featlib.from_zip(buf.getvalue())
 
 
+def old_sweep_probe():
+    """The sweep's probe before it shared the checks' (folds that split copies)."""
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+
+
+def shared_probe():
+    """``featlib.analysis.probe``'s classifier, without its folds."""
+    return make_pipeline(StandardScaler(), LogisticRegression(C=probe.C, max_iter=probe.MAX_ITER))
+
+
+def copied_noise(n_distinct: int = 40, copies: int = 3, seed: int = 0):
+    """Random features and random labels, each distinct row ``copies`` times under one label:
+    nothing is learnable. Returns features, labels and the rows' content ids."""
+    rng = np.random.default_rng(seed)
+    x = np.repeat(rng.normal(size=(n_distinct, 64)), copies, axis=0)
+    labels = np.repeat(rng.permutation(["a", "b"] * (n_distinct // 2)), copies)
+    ids = np.repeat([f"sha-{i}" for i in range(n_distinct)], copies)
+    return x, labels, ids
+
+
 slow = pytest.mark.slow
 
 
@@ -77,17 +98,65 @@ def vgg():
 
 @slow
 def test_figures_are_scikit_learns_on_the_same_features(vgg, textures):
+    """Distinct images and at most 512 features: the probe's folds are StratifiedKFold's and
+    no PCA runs, so scikit-learn alone gives the same accuracy."""
     sweep = layer_sweep(vgg, textures)
     feats = featlib.extract_set(vgg, textures, list(sweep.layers))
     y = np.array(feats.labels)
     for i, layer in enumerate(sweep.layers):
-        x = feats.features[layer].astype(np.float64)
-        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        x = feats.features[layer]
+        unit = x / np.linalg.norm(x, axis=1, keepdims=True)
         cv = StratifiedKFold(5, shuffle=True, random_state=0)
-        assert sweep.accuracy[i] == pytest.approx(cross_val_score(probe, x, y, cv=cv).mean())
+        predicted = cross_val_predict(shared_probe(), unit, y, cv=cv)
+        assert sweep.accuracy[i] == pytest.approx((predicted == y).mean())
         assert sweep.silhouette[i] == pytest.approx(silhouette_score(x, y, metric="cosine"))
         assert sweep.embeddings[i].shape == (24, 2)
     assert sweep.chance == 0.5
+
+
+def test_copies_of_one_image_no_longer_inflate_the_accuracy():
+    """Folds that split the copies let a probe recognise a picture it was trained on (near
+    100 % on noise); the sweep's folds keep them together and it stays near chance."""
+    x, labels, ids = copied_noise()
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    assert cross_val_score(old_sweep_probe(), x, labels, cv=cv).mean() > 0.95
+    assert cross_val_score(shared_probe(), x, labels, cv=cv).mean() > 0.95
+    accuracy, _ = sweep_scores(x, labels, groups=ids)
+    assert abs(accuracy - 0.5) < 0.2
+    assert sweep_scores(x, labels)[0] > 0.95  # without the ids the copies look distinct
+
+
+@slow
+def test_the_sweep_keeps_copied_files_in_one_fold(vgg):
+    """The same through layer_sweep: a labelled ZIP whose pictures are random noise, each file
+    stored three times under one random label; the sweep reads the files' SHA-256s itself."""
+    rng = np.random.default_rng(1)
+    labels = rng.permutation(["a", "b"] * 12)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i, label in enumerate(labels):
+            noise = png(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+            for copy in range(3):
+                zf.writestr(f"{label}/{i}_{copy}.png", noise)
+    images = featlib.from_zip(buf.getvalue())
+    sweep = layer_sweep(vgg, images)
+    feats = featlib.extract_set(vgg, images, list(sweep.layers))
+    y = np.array(feats.labels)
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    for i, layer in enumerate(sweep.layers):
+        x = feats.features[layer]
+        assert cross_val_score(old_sweep_probe(), x, y, cv=cv).mean() > 0.9
+        assert abs(sweep.accuracy[i] - 0.5) < 0.25
+
+
+def test_a_label_whose_images_are_all_copies_is_refused():
+    x, labels, ids = copied_noise(n_distinct=4)
+    ids[labels == "a"] = "one picture"
+    with pytest.raises(FeatlibError, match="2 different images per label"):
+        sweep_scores(x, labels, groups=ids)
+    problem = sweep_problem(labels.tolist(), groups=ids.tolist())
+    assert "2 labels with 2 different images each; copies of one image count once" in problem
+    assert "'a': 1" in problem and "'b': 2" in problem
 
 
 @slow
@@ -122,15 +191,6 @@ def sweep_of(accuracy, silhouette, weights="trained", chance=0.5) -> Sweep:
         silhouette=np.array(silhouette), chance=chance, embeddings=(), labels=(), names=(),
         weights=weights,
     )  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("share", "text"),
-    [(0.62, "62 %"), (0.995, "99.5 %"), (199 / 200, "99.5 %"), (0.9999, "99.9 %"), (1.0, "100 %"),
-     (0.0, "0 %"), (0.7, "70 %")],
-)  # fmt: skip
-def test_percent_never_rounds_up_to_a_perfect_score(share, text):
-    assert percent(share) == text.replace(" ", "\N{NO-BREAK SPACE}")
 
 
 def read_out(*sweeps) -> list[str]:

@@ -208,7 +208,7 @@ def test_entropy_is_skimage_shannon_entropy():
     stats, sizes, _ = pixels.pixel_stats([img], ["x"])
     expected = shannon_entropy(np.round(rgb2gray(img) * 255).astype(np.uint8))
     assert stats[0, 2] == pytest.approx(expected, rel=1e-2)
-    assert sizes == [(50, 40)]
+    assert sizes == [(40, 50)]
 
 
 def test_blur_score_is_variance_of_skimage_laplace():
@@ -314,7 +314,7 @@ def test_html_embeds_thumbnails_and_escapes_names():
 def test_missing_pieces_are_skipped_with_reasons():
     pieces, _ = _planted_features()
     n = len(pieces["labels"])
-    sizes = [(64, 48)] * (n - 1) + [(640, 100)]
+    sizes = [(48, 64)] * (n - 1) + [(100, 640)]
     report = check_dataset(pieces["sha256s"], [None] * n, pieces["features"], sizes=sizes)
     assert report.separability is None
     assert "no image has a label" in report.skipped["label_issues"]
@@ -322,6 +322,17 @@ def test_missing_pieces_are_skipped_with_reasons():
     assert _flagged_images(report, "odd_aspect") == {n - 1}
     with pytest.raises(FeatlibError, match="not checked: no pixels"):
         report.table("dark")
+
+
+def test_sizes_are_height_then_width_as_everywhere_in_featlib():
+    pieces, _ = _planted_features()
+    n = len(pieces["labels"])
+    sizes = [(48, 64)] * (n - 1) + [(100, 640)]
+    report = check_dataset(pieces["sha256s"], [None] * n, pieces["features"], sizes=sizes)
+    row = next(r for r in report.table("odd_aspect").as_dicts() if r["index"] == n - 1)
+    assert (row["width"], row["height"]) == (640, 100)
+    same = check_dataset(pieces["sha256s"], [None] * n, pieces["features"], sizes=[(30, 40)] * n)
+    assert "every image is 40×30 px" in same.facts
 
 
 def test_singleton_classes_are_left_out_of_the_probe():
@@ -390,7 +401,7 @@ def test_bundled_faces_with_random_weights_pass_and_their_shared_traits_are_fact
     assert sum("25×25" in fact for fact in report.facts) == 1  # said once, not per trait
     assert report.table("grayscale").n_flagged == report.table("tiny").n_flagged == 0
     sep = report.separability
-    assert sep.accuracy_text() == f"{checks.format_percent(sep.accuracy)} ({sep.n_correct} of 200)"
+    assert sep.accuracy_text() == f"{checks.percent(sep.accuracy)} ({sep.n_correct} of 200)"
 
 
 def test_set_facts_name_what_many_images_share():
@@ -452,20 +463,11 @@ def test_thresholds_are_relative_to_the_set():
         assert report.table("outliers").n_flagged <= MAX_FALSE_FLAG_RATE * 100
 
 
-@pytest.mark.parametrize(
-    ("fraction", "text"),
-    [(1.0, "100 %"), (0.995, "99.5 %"), (0.99999, "99.9 %"), (0.8, "80 %"), (0.0004, "0.1 %"),
-     (0.0, "0 %")],
-)  # fmt: skip
-def test_percentages_never_round_to_all_or_nothing(fraction, text):
-    assert checks.format_percent(fraction) == text
-
-
 def test_accuracy_text_counts_the_errors(planted):
     sep = planted[0].separability
     n, right = sep.confusion.sum(), np.trace(sep.confusion)
     assert (sep.n_images, sep.n_correct) == (n, right) and right < n
-    assert sep.accuracy_text() == f"{checks.format_percent(right / n)} ({right} of {n})"
+    assert sep.accuracy_text() == f"{checks.percent(right / n)} ({right} of {n})"
     assert sep.accuracy_text().split()[0] != "100"
 
 

@@ -43,7 +43,8 @@ def test_a_much_rarer_class_is_named():
     rare = rare_classes(["cat"] * 40 + ["dog"] * 38 + ["fox"] * 3 + [None] * 9)
     assert [(r.label, r.count, r.typical) for r in rare] == [("fox", 3, 38.0)]
     assert rare[0].sentence() == (
-        "class 'fox' has 3 images, 8 % of a typical class (38): a model will tend to ignore it"
+        "class 'fox' has 3 images, 7.9\N{NO-BREAK SPACE}% of a typical class (38): a model will "
+        "tend to ignore it"
     )
 
 

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from featlib import render
+from featlib.analysis.checks import percent
 from featlib.analysis.checks.dataset import report_thumbnails
-from featlib.analysis.checks.report import format_percent
 from ui import data, resources, state
 from ui.explain import explain
 from ui.sidebar import sidebar
@@ -70,12 +70,12 @@ def separability_ui(sep) -> None:
     cols = st.columns(4)
     cols[0].metric(
         "Probe accuracy",
-        format_percent(sep.accuracy),
+        percent(sep.accuracy),
         help="Out-of-fold accuracy of a logistic regression on the features: a linear "
         "model's best guess.",
     )
     cols[1].metric(
-        "Chance", format_percent(sep.chance_accuracy), help="Always answering the largest class."
+        "Chance", percent(sep.chance_accuracy), help="Always answering the largest class."
     )
     silhouette = "—" if sep.silhouette is None else f"{sep.silhouette:.2f}"
     cols[2].metric(
@@ -95,7 +95,7 @@ def separability_ui(sep) -> None:
             {
                 "label": c,
                 "images": sep.class_counts.get(c, 0),
-                "accuracy": format_percent(sep.per_class_accuracy[c]),
+                "accuracy": percent(sep.per_class_accuracy[c]),
             }
             for c in sep.classes
         ],

@@ -32,7 +32,7 @@ from PIL import Image, ImageEnhance
 import featlib
 from featlib.analysis import checks
 from featlib.analysis.checks.hashes import image_hashes
-from tests.test_near_duplicates import PHOTOS, _photo
+from tests.featlib.analysis.checks.test_hashes import PHOTOS, _photo
 
 _OFFSETS = (0.0, (1 - 0.9) / 2, 1 - 0.9)
 

@@ -1,13 +1,13 @@
 """Dataset checks side by side: featlib and cleanvision on one set with planted problems, each
 as its user runs it on a folder.
 
-The set: the pictures of ``tests/test_near_duplicates.py`` (offline scikit-image photos, each
-whole and as four crops), one class folder per photo, written as PNG; then planted among them:
-exact copies, edited copies (one per edit of that test: resized, rotated up to 5 degrees,
-cropped to 80 %, JPEG-30, brightened, darkened, colour-shifted, mirrored), dark, blurred and
-mislabelled pictures (put in another photo's folder) and noise images. Every other picture is
-clean. Per planted problem, recall is the share of planted images a tool flags for it; false
-flags, the share of clean pictures it flags for that kind of problem.
+The set: the pictures of ``tests/featlib/analysis/checks/test_hashes.py`` (offline scikit-image
+photos, each whole and as four crops), one class folder per photo, written as PNG; then planted
+among them: exact copies, edited copies (one per edit of that test: resized, rotated up to 5
+degrees, cropped to 80 %, JPEG-30, brightened, darkened, colour-shifted, mirrored), dark,
+blurred and mislabelled pictures (put in another photo's folder) and noise images. Every other
+picture is clean. Per planted problem, recall is the share of planted images a tool flags for
+it; false flags, the share of clean pictures it flags for that kind of problem.
 
 - featlib: ``open_source`` -> ``extract_set`` (VGG16, offline weights, the app's default layer)
   -> ``check_image_set``, all in the timed run (the network is built before the clock starts).
@@ -35,7 +35,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 import featlib
 from featlib.models.layers import block_outputs, default_layer, list_layers
-from tests.test_near_duplicates import EDITS, PHOTOS, distinct_pictures
+from tests.featlib.analysis.checks.test_hashes import EDITS, PHOTOS, distinct_pictures
 
 PLANTED = {"exact duplicate": 6, "near duplicate": len(EDITS) * 2, "dark": 3, "blurry": 3,
            "mislabelled": 5, "noise": 2}  # fmt: skip

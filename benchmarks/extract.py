@@ -8,8 +8,8 @@ change speed), on the same decoded images, the pooled output of the last block b
 - featlib fp32 / bf16: ``featlib.Extractor`` (one ``tf.function`` over uint8 input, preprocessing
   and pooling in the graph, BatchNormalization folded into the convolutions), float32 and
   bfloat16, batch 32;
-- featlib "auto": the settings ``extraction.tuning`` measured fastest here (precision, batch size,
-  XLA on GPUs), as the app and the command line run;
+- featlib "auto": the settings ``featlib.extraction.tuning`` measured fastest here (precision,
+  batch size, XLA on GPUs), as the app and the command line run;
 - featlib from JPEG files: ``featlib.extract_set`` on the same pictures as JPEG files in a folder
   (decode, resize, forward, pool; decoding overlaps the forward pass), against the bare forward
   pass on arrays already in memory (same extractor, batch and precision).

@@ -1,10 +1,10 @@
 """Near duplicates that survive editing: recall per kind of edit and false pairs, with seconds.
 
-The set is the one ``tests/test_near_duplicates.py`` builds (95 distinct pictures from the
-offline scikit-image photos, one copy of each per kind of edit) with its features (8x8 colour
-thumbnails: a hash match far from exact needs their support). Beside featlib's checks, one plain
-rule for comparison: the whole image's pHash within 10 bits (imagededup's default distance for
-pHash).
+The set is the one tests/featlib/analysis/checks/test_hashes.py builds (95 distinct pictures
+from the offline scikit-image photos, one copy of each per kind of edit) with its features (8x8
+colour thumbnails: a hash match far from exact needs their support). Beside featlib's checks,
+one plain rule for comparison: the whole image's pHash within 10 bits (imagededup's default
+distance for pHash).
 
     FEATLIB_OFFLINE=1 .venv/bin/python benchmarks/near_duplicates.py
 """
@@ -18,7 +18,12 @@ from _common import format_table, machine
 
 from featlib.analysis.checks.dataset import check_dataset
 from featlib.analysis.checks.hashes import image_hashes
-from tests.test_near_duplicates import EDITS, edited_set, pair_rates, thumbnail_features
+from tests.featlib.analysis.checks.test_hashes import (
+    EDITS,
+    edited_set,
+    pair_rates,
+    thumbnail_features,
+)
 
 PLAIN_PHASH_BITS = 10
 

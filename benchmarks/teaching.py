@@ -3,8 +3,8 @@ way it ran before issue 17 beside the way it runs now, in one process.
 
 - sweep: VGG16 (offline weights) and the same network with random weights on the faces sample,
   every block. Before: ``layer_sweep`` at 224 px in float32 without an extractor. Now: at the
-  size the app sweeps a set of small images (``sweep_input_size``: 64 px for the
-  64 x 64 faces), every block out of one forward pass with the app's extractor
+  size the app sweeps a set of small images (``featlib.teaching.sweep.sweep_input_size``: 64 px
+  for the 64 x 64 faces), every block out of one forward pass with the app's extractor
   (``precision="auto"``, tuned once beforehand and timed apart), into a cold feature store;
   beside it the same at 224 px; then the small sweep again from the store.
 - channel: a channel not seen before at ``block4_pool``. Before: ``top_activations``, which ran

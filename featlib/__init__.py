@@ -6,10 +6,13 @@ and TensorFlow is imported only by the parts that need it.
 Example::
 
     >>> import featlib
-    >>> bb = featlib.load_backbone("vgg16", weights="offline")
-    >>> images = featlib.load_samples("photos")
+    >>> bb = featlib.load_backbone("vgg16", weights="random", input_size=(64, 64))
+    >>> images = featlib.load_samples("digits", max_images=12)
     >>> feats = featlib.extract_set(bb, images, "block4_pool")
-    >>> proj = featlib.project(feats.features["block4_pool"], method="pca")
+    >>> featlib.project(feats.features["block4_pool"], method="pca").embedding.shape
+    (12, 2)
+
+    ``weights="offline"`` (the bundled HED weights) or ``"imagenet"`` give a trained network.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def model_file(tmp_path, tiny_model):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The address of ``streamlit run app.py`` served for the browser tests of one module."""
-    from tests.browser_helpers import serve
+    from tests.system.browser_helpers import serve
 
     with serve(tmp_path_factory) as served:
         yield served.url
@@ -90,5 +90,6 @@ SPREAD = frozenset({"test_app_walk.py"})
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        # Grouped by path, not name: tests/app/ and tests/featlib/ hold files of the same name.
         if item.path.name not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

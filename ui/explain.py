@@ -5,7 +5,7 @@ the step with a "Next step" link; ``lesson()`` lists the lesson's steps as links
 page, in the same tab, with the bundled samples and a preset view.
 
 What a step says about a result holds for the lesson's data and weights (VGG16 with the offline
-weights): ``tests/test_app_teach.py`` computes each claim. Where a result depends on the data,
+weights): ``tests/app/test_teaching.py`` computes each claim. Where a result depends on the data,
 the page words it from the numbers instead (``featlib.teaching.sweep.describe_sweep``).
 """
 

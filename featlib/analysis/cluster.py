@@ -38,7 +38,7 @@ def kmeans_labels(features, n_clusters: int = 8, random_state: int = 0) -> np.nd
 
     Example::
 
-        >>> kmeans_labels(np.random.default_rng(0).normal(size=(50, 8)), n_clusters=3).max()
+        >>> int(kmeans_labels(np.random.default_rng(0).normal(size=(50, 8)), n_clusters=3).max())
         2
     """
     x = as_features(features)

@@ -235,7 +235,7 @@ def _umap_class():
     """umap.UMAP, imported without TensorFlow.
 
     ``import umap`` also imports its parametric variant, which loads TensorFlow when it is
-    installed (5-6 s and about 750 MB). Plain UMAP does not use it, so unless TensorFlow is
+    installed (seconds and hundreds of MB). Plain UMAP does not use it, so unless TensorFlow is
     loaded anyway, that one optional import is made to fail and umap falls back to a stub.
     """
     with _UMAP_IMPORT_LOCK:  # app sessions run in threads; sys.modules is shared
@@ -273,14 +273,12 @@ def _umap(x, n_components, n_neighbors, min_dist, random_state, params):
 
 
 def warm_up_umap() -> None:
-    """Fit UMAP on 30 and on 4,200 random points, so that numba's compilation (about 15 s for
-    the exact-neighbour path that umap-learn takes below 4,096 points, about 40 s more for its
-    NN-descent path above) is paid now rather than on the user's projections. Call it once per
-    process, for example on a background thread when an app starts.
+    """Fit UMAP on 30 and on 4,200 random points, so that numba's compilation (tens of seconds:
+    for the exact-neighbour path that umap-learn takes below 4,096 points and for its NN-descent
+    path above) is paid now rather than on the user's projections. Call it once per process, for
+    example on a background thread when an app starts (not run as a doctest: it takes that long)::
 
-    Example::
-
-        >>> warm_up_umap()
+        threading.Thread(target=featlib.warm_up_umap, daemon=True).start()
     """
     rng = np.random.default_rng(0)
     for n in (30, 4_200):

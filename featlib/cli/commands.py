@@ -315,8 +315,8 @@ def _thresholds(pairs: list[str] | None) -> dict[str, float]:
 
 
 def cmd_check(args) -> int:
+    from featlib.analysis.checks import percent
     from featlib.analysis.checks.dataset import check_image_set, report_thumbnails
-    from featlib.analysis.checks.report import format_percent
 
     out = Path(args.out)
     _check_out(out, (".html", ".csv"))
@@ -346,8 +346,8 @@ def cmd_check(args) -> int:
     sep = report.separability
     if sep is not None:
         print(
-            f"Linear probe: {sep.accuracy_text()} right ({format_percent(sep.balanced_accuracy)} "
-            f"balanced, chance {format_percent(sep.chance_accuracy)}) over {len(sep.classes)} "
+            f"Linear probe: {sep.accuracy_text()} right ({percent(sep.balanced_accuracy)} "
+            f"balanced, chance {percent(sep.chance_accuracy)}) over {len(sep.classes)} "
             f"classes; imbalance {sep.imbalance_ratio:.1f}x."
         )
     print(f"Wrote {out}.")

@@ -11,14 +11,16 @@ A shard is written under a hidden name and renamed when complete, and records it
 (``featlib.engine.shards``): a rerun over the same folder skips the rows it holds, and a task
 Ray retries after a lost worker leaves no partial file behind.
 
-Example::
+On a cluster (not run as a doctest: it needs a bucket and GPUs)::
 
-    >>> import ray, featlib.engine.ray as fr
-    >>> ds = ray.data.read_binary_files("s3://bucket/images/", include_paths=True)
-    >>> ds = ds.map_batches(fr.Extract, fn_constructor_kwargs={"backbone": "resnet50",
-    ...     "weights": "imagenet", "layers": ["conv5_block3_out"]}, batch_format="pyarrow",
-    ...     batch_size=64, concurrency=4, num_gpus=1)
-    >>> ds.write_parquet("s3://bucket/features/")
+    import ray
+    import featlib.engine.ray as fr
+
+    ds = ray.data.read_binary_files("s3://bucket/images/", include_paths=True)
+    ds = ds.map_batches(fr.Extract, fn_constructor_kwargs={"backbone": "resnet50",
+        "weights": "imagenet", "layers": ["conv5_block3_out"]}, batch_format="pyarrow",
+        batch_size=64, concurrency=4, num_gpus=1)
+    ds.write_parquet("s3://bucket/features/")
 """
 
 from __future__ import annotations
@@ -104,8 +106,9 @@ class Extract:
     Example::
 
         >>> ex = Extract("mobilenetv2", "random", ["out_relu"], input_size=(96, 96))
-        >>> ex(pa.table({"path": ["a.png"], "bytes": [png]}))["features/out_relu"].type
-        FixedSizeListType(fixed_size_list<element: float>[1280])
+        >>> column = ex(pa.table({"path": ["a.png"], "bytes": [png_bytes]}))["features/out_relu"]
+        >>> column.type.list_size, column.type.value_type
+        (1280, DataType(float))
     """
 
     def __init__(

@@ -9,9 +9,11 @@ same folder skips what is done (``done_rows``) and never mixes settings.
 
 Example::
 
-    >>> feats = read_features("features.parquet")        # a folder of shards, or a file
-    >>> feats.features["out_relu"].shape
-    (1000, 1280)
+    >>> np.savez("features.npz", paths=["a.png", "b.png"], sha256=["a1" * 32, "b2" * 32],
+    ...          labels=["cat", ""], features=np.ones((2, 1280), np.float32))
+    >>> feats = read_features("features.npz")  # or a .parquet file, or a folder of shards
+    >>> feats.features["features"].shape
+    (2, 1280)
 """
 
 from __future__ import annotations
@@ -158,9 +160,11 @@ def read_features(out: str | os.PathLike) -> Features:
 
     Example::
 
-        >>> feats = featlib.read_features("features.parquet")
+        >>> np.savez("features.npz", paths=["a.png", "b.png"], sha256=["a1" * 32, "b2" * 32],
+        ...          labels=["cat", ""], features=np.ones((2, 1280), np.float32))
+        >>> feats = featlib.read_features("features.npz")
         >>> len(feats.records), list(feats.features)
-        (1000, ['out_relu'])
+        (2, ['features'])
     """
     path = Path(out)
     if path.suffix == ".npz" and path.is_file():

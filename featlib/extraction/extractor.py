@@ -49,8 +49,8 @@ _FOLD_LOCK = threading.Lock()
 
 
 def _prepared(model: keras.Model, names: list[str], precision: str) -> keras.Model:
-    """``model`` with its BatchNormalization folded into the convs (``models.fold``: exact in
-    inference mode, a third faster on MobileNet / EfficientNet), except into the convs among
+    """``model`` with its BatchNormalization folded into the convs (``featlib.models.fold``: exact
+    in inference mode, faster on MobileNet / EfficientNet), except into the convs among
     ``names``, whose own outputs are asked for, computing in ``precision``. One copy per model,
     kept set and precision is shared by every ``Extractor``, so that extractors do not each hold
     a copy of the weights."""
@@ -116,12 +116,13 @@ class Extractor:
             full maps (keep those to the few images being looked at).
         precision: ``"float32"`` (default), ``"bfloat16"``, ``"mixed_float16"`` (GPU) or
             ``"auto"``: the settings measured fastest for this backbone on this machine where
-            they have been measured, else the hardware defaults (``settings.auto_settings``:
-            precision, batch size unless given, XLA). An extractor never times anything itself;
+            they have been measured, else the hardware defaults
+            (``featlib.extraction.settings.auto_settings``: precision, batch size unless given,
+            XLA). An extractor never times anything itself;
             ``extract_set`` does when a job is large enough to repay it.
         batch_size: images per forward pass; default from ``default_batch_size``.
-        jit_compile: compile the forward pass with XLA (pays on some GPUs; on CPUs it made
-            depthwise models 20x slower). With ``"auto"``, the measured choice.
+        jit_compile: compile the forward pass with XLA (pays on some GPUs, not on CPUs:
+        ``benchmarks/RESULTS.md``). With ``"auto"``, the measured choice.
 
     Attributes:
         layers: the layer names, in the order given.
@@ -134,8 +135,8 @@ class Extractor:
     Example::
 
         >>> ex = Extractor(bb, "block5_pool", pooling="max")
-        >>> ex(images)["block5_pool"].shape
-        (n, 512)
+        >>> ex(images.load_batch(images.ok, (64, 64)))["block5_pool"].shape
+        (12, 512)
     """
 
     def __init__(

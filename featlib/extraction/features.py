@@ -6,10 +6,10 @@ rest and shares these pieces.
 
 Example::
 
-    >>> feats = stored_features(images, "mobilenetv2|random:0|top=0", ["out_relu"], (224, 224),
-    ...                         precision="float32", store=featlib.FeatureStore())
-    >>> feats is None or feats.features["out_relu"].shape
-    (10, 1280)
+    >>> store = featlib.FeatureStore()
+    >>> stored_features(images, "mobilenetv2|random:0|top=0", ["out_relu"], (224, 224),
+    ...                 precision="float32", store=store) is None  # nothing stored yet
+    True
 """
 
 from __future__ import annotations

@@ -136,8 +136,9 @@ def extract_set(
         pooling: ``"avg"``, ``"max"`` or ``"flatten"`` (full maps are not kept for sets).
         resize_mode: ``"stretch"``, ``"center-crop"`` or ``"pad"``.
         precision: see ``Extractor``; ``None``: the extractor's, else ``"float32"``. With
-            ``"auto"``, the settings are timed first (``tuning.tuned_settings``) only
-            when the images to compute are enough to repay it (``settings.worth_tuning``).
+            ``"auto"``, the settings are timed first (``featlib.extraction.tuning.tuned_settings``)
+            only when the images to compute are enough to repay it
+            (``featlib.extraction.settings.worth_tuning``).
         batch_size: see ``Extractor``.
         store: a ``featlib.FeatureStore``, or ``None`` to keep nothing on disk.
         progress: called as ``progress(done, total)`` with counts of distinct images.

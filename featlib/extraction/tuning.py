@@ -1,9 +1,10 @@
 """How to run a backbone fastest on this machine, measured once and remembered.
 
 ``precision="auto"`` (the app's and the command line's default) asks featlib to pick the
-settings. What is fastest depends on the model and the machine: on a 2-core CPU with AMX,
-bfloat16 ran VGG16 six times faster than float32 but MobileNetV2 slower, and XLA made depthwise
-models 20x slower while compiling for 12-15 s. So the first time a job large enough to repay it
+settings. What is fastest depends on the model and the machine: bfloat16 can run one backbone
+several times faster than float32 and another slower, and XLA can slow depthwise models down
+while taking seconds to compile (``benchmarks/RESULTS.md`` has the figures). So the first time
+a job large enough to repay it
 runs a backbone, at an input size, in "auto" on a machine, a few settings are timed on random
 images and the choice is kept in ``tuning.json`` in the cache folder
 (``featlib.extraction.store.default_cache_dir``).
@@ -26,13 +27,14 @@ Until a backbone has been timed, "auto" means the hardware defaults (``default_s
 (``machine_id``), so a run whose vectors are all stored finds their precision without starting it
 (``known_settings``).
 
-Threads are not tuned: TensorFlow's own pools stay at their default (one intra-op thread cost
-30-45% here) and ``extract_set`` decodes on low-priority threads that use what they leave.
+Threads are not tuned: TensorFlow's own pools stay at their default (fewer threads were slower)
+and ``extract_set`` decodes on low-priority threads that use what they leave.
 
-Example::
+On a CPU with AVX512-BF16, for example (not run as a doctest: it times for seconds, and its
+answer depends on the machine)::
 
-    >>> tuned_settings(featlib.load_backbone("mobilenetv2", weights="random"))  # AVX512-BF16
-    Settings(precision='bfloat16', batch_size=32, jit_compile=False, measured=True)
+    tuned_settings(featlib.load_backbone("mobilenetv2", weights="random"))
+    # Settings(precision='bfloat16', batch_size=32, jit_compile=False, measured=True)
 """
 
 from __future__ import annotations

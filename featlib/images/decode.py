@@ -335,7 +335,7 @@ def decode_image(data: bytes, name: str, limits: ImageLimits | None = None) -> I
 
     Example::
 
-        >>> decode_image(Path("cat.png").read_bytes(), "cat.png").mode
+        >>> decode_image(png_bytes, "cat.png").mode
         'RGB'
     """
     limits = ImageLimits() if limits is None else limits

@@ -154,9 +154,11 @@ class ImageSet:
 
         Example::
 
-            >>> images = from_folder("data/pets")
+            >>> Path("pets/cat").mkdir(parents=True)
+            >>> _ = Path("pets/cat/1.png").write_bytes(png_bytes)
+            >>> images = from_folder("pets")
             >>> images.file(images.ok[0])
-            PosixPath('/.../data/pets/cat/1.jpg')
+            PosixPath('/.../pets/cat/1.png')
         """
         return self._paths.get(record)
 

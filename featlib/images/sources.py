@@ -113,7 +113,10 @@ def from_folder(
 
     Example::
 
-        >>> from_folder("data/pets").labels[:2]
+        >>> for name in ["cat/1.png", "cat/2.png", "dog/1.png"]:
+        ...     Path("pets", name).parent.mkdir(parents=True, exist_ok=True)
+        ...     _ = Path("pets", name).write_bytes(png_bytes)
+        >>> from_folder("pets").labels[:2]
         ['cat', 'cat']
     """
     folder = Path(path)
@@ -195,8 +198,12 @@ def from_csv(
 
     Example::
 
-        >>> from_csv("data/labels.csv").summary()["splits"]
-        {'test': 20, 'train': 80}
+        >>> for i in range(5):
+        ...     _ = Path(f"{i}.png").write_bytes(png_bytes)
+        >>> rows = [f"{i}.png,cat,{'test' if i == 0 else 'train'}" for i in range(5)]
+        >>> _ = Path("labels.csv").write_text("\\n".join(["path,label,split", *rows]))
+        >>> from_csv("labels.csv").summary()["splits"]
+        {'test': 1, 'train': 4}
     """
     csv_path = Path(path)
     if not csv_path.is_file():

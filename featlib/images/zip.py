@@ -198,8 +198,12 @@ def from_zip(
 
     Example::
 
+        >>> import zipfile
+        >>> with zipfile.ZipFile("pets.zip", "w") as archive:
+        ...     for name in ["cat/1.png", "cat/2.png", "dog/1.png"]:
+        ...         archive.writestr(name, png_bytes)
         >>> from_zip("pets.zip").summary()["labels"]
-        {'cat': 12, 'dog': 9}
+        {'cat': 2, 'dog': 1}
     """
     builder = Builder(resolve_limits(limits), "the ZIP")
     if isinstance(path_or_bytes, bytes | bytearray | memoryview):

@@ -296,7 +296,14 @@ def load_model_file(
 
     Example::
 
+        >>> from featlib._tf import keras
+        >>> inputs = keras.Input((32, 32, 3))
+        >>> x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+        >>> x = keras.layers.GlobalAveragePooling2D()(x)
+        >>> keras.Model(inputs, keras.layers.Dense(2, name="head")(x)).save("my_classifier.keras")
         >>> bb = load_model_file("my_classifier.keras", preprocessing="tf")
+        >>> bb.family, bb.input_size
+        ('custom', (32, 32))
     """
     path = Path(path)
     if preprocessing not in PREPROCESSING_MODES:

@@ -189,8 +189,11 @@ def list_foldable(model: keras.Model, keep: Iterable[str] = ()) -> list[tuple[st
 
     Example::
 
-        >>> list_foldable(bb.model)[:2]
-        [('Conv1', 'bn_Conv1'), ('expanded_conv_depthwise', 'expanded_conv_depthwise_BN')]
+        >>> from featlib._tf import keras
+        >>> inputs = keras.Input((8, 8, 3))
+        >>> x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+        >>> list_foldable(keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(x)))
+        [('conv', 'bn')]
     """
     keep = [keep] if isinstance(keep, str) else list(keep)
     if keep and _graph(model) is not None:

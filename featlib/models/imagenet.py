@@ -6,14 +6,12 @@ backbone's with-top weights (``get_spec(name).imagenet_files[1]``) and Keras' cl
 ``unavailable_for`` whether a loaded backbone can have predictions at all; nothing here
 downloads. The class index is read as JSON, never unpickled, by ``class_names`` only.
 
-Example::
+With both files in the cache (not run as a doctest: it needs the ImageNet weights), the top
+class of a photo of a cat::
 
-    >>> import featlib
-    >>> if unavailable_reason("mobilenetv2") is None:
-    ...     bb = featlib.load_backbone("mobilenetv2", weights="imagenet", include_top=True)
-    ...     probs = featlib.extract(bb, images, featlib.list_layers(bb)[-1].name, pooling=None)
-    ...     top_k(next(iter(probs.values())), class_names(), k=5)[0][0]
-    ('tabby', 0.71)
+    bb = featlib.load_backbone("mobilenetv2", weights="imagenet", include_top=True)
+    probs = featlib.extract(bb, images, featlib.list_layers(bb)[-1].name, pooling=None)
+    top_k(next(iter(probs.values())), class_names(), k=5)[0][0]  # ('tabby', 0.71)
 """
 
 from __future__ import annotations
@@ -144,6 +142,12 @@ def top_k(
 
     Example::
 
+        >>> import json
+        >>> from featlib.models.backbones import keras_cache_dir
+        >>> index = {str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}
+        >>> index["281"] = ["n02123045", "tabby"]
+        >>> keras_cache_dir().mkdir(parents=True, exist_ok=True)
+        >>> _ = (keras_cache_dir() / CLASS_INDEX_FILE).write_text(json.dumps(index))
         >>> p = np.zeros((1, 1000), np.float32); p[0, 281] = 0.5
         >>> top_k(p, class_names(), k=1)
         [[('tabby', 0.5)]]

@@ -191,7 +191,7 @@ def default_layer(layers: list[LayerInfo], blocks: list[LayerInfo]) -> str:
 
     Example::
 
-        >>> default_layer(list_layers(vgg16), block_outputs(vgg16))
+        >>> default_layer(list_layers(bb), block_outputs(bb))
         'block4_pool'
     """
     return blocks[-2].name if len(blocks) > 1 else layers[-1].name

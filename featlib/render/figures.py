@@ -223,9 +223,9 @@ def sweep_figure(sweeps: Sequence) -> go.Figure:
 
     Example::
 
-        >>> fig = sweep_figure([trained, untrained])
+        >>> fig = sweep_figure([sweep])
         >>> [t.name for t in fig.data][:2]
-        ['probe accuracy · VGG16 ...', 'silhouette · VGG16 ...']
+        ['probe accuracy · random init (seed 0)', 'silhouette · random init (seed 0)']
     """
     if not sweeps:
         raise OptionError("sweep_figure needs at least one sweep. Received: no sweeps")

@@ -5,6 +5,7 @@ from featlib._exports import lazy_modules
 __getattr__, __dir__ = lazy_modules(
     globals(),
     [
+        "featlib._text",
         "featlib.teaching.sweep",
         "featlib.teaching.channels",
         "featlib.teaching.saliency",

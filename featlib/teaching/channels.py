@@ -165,7 +165,8 @@ def scan_layer(
     Example::
 
         >>> scan = scan_layer(bb, images, "block4_conv3")
-        >>> channel_hits(scan, 17, images).records  # no network run when the maps were kept
+        >>> len(channel_hits(scan, 17, images, k=3).records)  # no network run: the maps were kept
+        3
     """
     from featlib.extraction.extractor import Extractor
 
@@ -323,7 +324,7 @@ def maximize_channel(
     step_size: float = 8.0,
     jitter: int = 4,
     tv_weight: float = 1.0,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> Maximized:
     """Gradient ascent on the input: an image whose ``channel`` of ``layer`` is as high as possible.
 
@@ -341,7 +342,7 @@ def maximize_channel(
         step_size: pixels (0..255 scale) moved per step along the normalised gradient.
         jitter: largest random shift per step, in pixels.
         tv_weight: weight of the total-variation penalty (per-pixel mean differences).
-        seed: seed of the noise and the jitter.
+        random_state: seed of the noise and the jitter.
 
     Returns:
         :class:`Maximized`.
@@ -349,7 +350,7 @@ def maximize_channel(
     _spatial_layer(backbone, layer, channel)
     model = backbone.model
     upto = keras.Model(model.inputs, layer_outputs(model, [layer])[0])
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     h, w = backbone.input_size
     x = tf.Variable(128 + rng.normal(0, 8, (1, h, w, 3)).astype(np.float32))
 

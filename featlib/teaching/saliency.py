@@ -12,10 +12,16 @@ that the score's gradient flows through it.
 
 Example::
 
+    >>> from featlib._tf import keras
+    >>> inputs = keras.Input((32, 32, 3))
+    >>> x = keras.layers.Conv2D(4, 3, strides=4, name="conv2")(inputs)
+    >>> x = keras.layers.GlobalAveragePooling2D()(x)
+    >>> keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save("classifier.keras")
     >>> bb = featlib.load_model_file("classifier.keras")
+    >>> image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     >>> cam = gradcam(bb, image, "conv2")
-    >>> cam.heatmap.shape, cam.target
-    ((8, 8), 1)
+    >>> cam.heatmap.shape
+    (8, 8)
 """
 
 from __future__ import annotations

@@ -8,27 +8,25 @@ weights to see that training is what makes deep features meaningful.
 
 Example::
 
-    >>> bb = featlib.load_backbone("vgg16", weights="offline")
-    >>> sweep = layer_sweep(bb, featlib.load_samples("faces"))
-    >>> sweep.layers, sweep.accuracy.round(2)
-    (('block1_pool', ..., 'block5_pool'), array([0.86, ..., 0.99]))
+    >>> bb = featlib.load_backbone("vgg16", weights="random", input_size=(64, 64))
+    >>> sweep = layer_sweep(bb, featlib.load_samples("faces", max_images=20))
+    >>> sweep.layers
+    ('block1_pool', 'block2_pool', 'block3_pool', 'block4_pool', 'block5_pool')
+    >>> sweep.accuracy.shape
+    (5,)
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import silhouette_score
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
+from featlib._text import percent
 from featlib._validation import l2_normalize
+from featlib.analysis.probe import cosine_silhouette, probe_accuracy
 from featlib.analysis.projection import procrustes_align
 from featlib.errors import FeatlibError
 
@@ -38,13 +36,11 @@ __all__ = [
     "describe_sweep",
     "islands",
     "layer_sweep",
-    "percent",
     "sweep_input_size",
     "sweep_problem",
     "sweep_scores",
 ]
 
-_MAX_FOLDS = 5
 _MIN_SIDE = 64  # the smallest input a sweep runs at: VGG16's block5_pool is then 2 x 2
 SAME = 0.03  # scores closer than this (3 points) are read as "the same"
 
@@ -75,34 +71,34 @@ class Sweep:
     weights: str
 
 
-def _probe():
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-
-
-def sweep_scores(features, labels, random_state: int = 0) -> tuple[float, float]:
-    """Cross-validated linear-probe accuracy and cosine silhouette of one layer's features.
+def sweep_scores(features, labels, random_state: int = 0, *, groups=None) -> tuple[float, float]:
+    """Out-of-fold linear-probe accuracy (``featlib.analysis.probe``) and cosine silhouette of
+    one layer's features.
 
     Args:
         features: array of shape (n_samples, n_features).
-        labels: one label per row; at least 2 classes, each with at least 2 samples.
+        labels: one label per row; at least 2 classes, each with at least 2 distinct images.
         random_state: seed of the stratified folds.
+        groups: one id per row, the SHA-256 of the image's bytes: copies of one image share a
+            fold, so a copy never predicts its twin. None: every row is its own image.
 
     Returns:
         ``(accuracy, silhouette)``.
+
+    Raises:
+        FeatlibError: fewer than 2 classes, or a class with fewer than 2 distinct images.
     """
-    x = np.asarray(features, dtype=np.float64)
-    y = np.asarray(labels)
-    folds = min(_MAX_FOLDS, min(Counter(y.tolist()).values()))
-    cv = StratifiedKFold(folds, shuffle=True, random_state=random_state)
-    accuracy = float(cross_val_score(_probe(), x, y, cv=cv).mean())
-    return accuracy, float(silhouette_score(x, y, metric="cosine"))
+    accuracy = probe_accuracy(features, labels, groups, random_state=random_state)
+    return accuracy, cosine_silhouette(features, labels, random_state)
 
 
-def sweep_problem(labels) -> str | None:
+def sweep_problem(labels, *, groups=None) -> str | None:
     """Why a set with these labels cannot be swept, in words; None when it can.
 
     Args:
         labels: one label per usable image (None for an unlabelled one).
+        groups: one id per image, the SHA-256 of its bytes: copies of one image count once.
+            None: every image counts.
 
     Returns:
         a sentence saying what the sweep needs and what the set has, or None.
@@ -110,7 +106,7 @@ def sweep_problem(labels) -> str | None:
     Example::
 
         >>> sweep_problem(["cat", "cat", "dog"])
-        'The layer sweep needs at least 2 labels with 2 images each. Received: {'cat': 2, 'dog': 1}'
+        "The layer sweep needs at least 2 labels with 2 images each. Received: {'cat': 2, 'dog': 1}"
     """
     counts = Counter(labels)
     if None in counts:
@@ -130,6 +126,13 @@ def sweep_problem(labels) -> str | None:
         return (
             f"The layer sweep needs at least 2 labels with 2 images each. Received: {dict(counts)}"
         )
+    if groups is not None:
+        distinct = Counter(label for label, _ in dict.fromkeys(zip(labels, groups, strict=True)))
+        if min(distinct.values()) < 2:
+            return (
+                "The layer sweep needs at least 2 labels with 2 different images each; copies of "
+                f"one image count once. Received, different images per label: {dict(distinct)}"
+            )
     return None
 
 
@@ -169,7 +172,8 @@ def layer_sweep(
 
     Args:
         backbone: a ``featlib.Backbone``.
-        image_set: a ``featlib.ImageSet`` with labels (at least 2 classes of 2 images).
+        image_set: a ``featlib.ImageSet`` with labels (at least 2 classes of 2 different
+            images; copies of one image share a fold of the probe).
         layers: layer names; default every block output (``featlib.block_outputs``).
         store: a ``featlib.FeatureStore`` for the pooled features, or None.
         resize_mode: see ``featlib.extract_set``.
@@ -187,7 +191,8 @@ def layer_sweep(
     from featlib.extraction.pipeline import extract_set
     from featlib.models.layers import block_outputs
 
-    problem = sweep_problem([r.label for r in image_set.ok])
+    usable = image_set.ok
+    problem = sweep_problem([r.label for r in usable], groups=[r.sha256 for r in usable])
     if problem is not None:
         raise FeatlibError(problem)
     names = list(layers) if layers is not None else [i.name for i in block_outputs(backbone)]
@@ -197,14 +202,15 @@ def layer_sweep(
         precision=None if extractor is not None else "float32",  # the extractor's, if given
     )  # fmt: skip
     labels = feats.labels
-    problem = sweep_problem(labels)  # again: an image may have failed while it was extracted
+    # Again: an image may have failed while it was extracted.
+    problem = sweep_problem(labels, groups=feats.sha256)
     if problem is not None:
         raise FeatlibError(problem)
     counts = Counter(labels)
     accuracy, silhouette, embeddings = [], [], []
     for name in names:
         x = feats.features[name]
-        a, s = sweep_scores(x, labels, random_state)
+        a, s = sweep_scores(x, labels, random_state, groups=feats.sha256)
         accuracy.append(a)
         silhouette.append(s)
         flat = PCA(n_components=2, random_state=random_state).fit_transform(l2_normalize(x))
@@ -219,19 +225,6 @@ def layer_sweep(
         names=tuple(feats.names),
         weights=backbone.weights_label,
     )
-
-
-def percent(share: float) -> str:
-    """A share in [0, 1] as a percentage, cut (never rounded up) to a tenth: 199 of 200 right
-    reads "99.5 %", and only a perfect score reads "100 %". A no-break space keeps the sign with
-    its number.
-
-    Example::
-
-        >>> percent(0.995), percent(0.62), percent(1.0)
-        ('99.5\xa0%', '62\xa0%', '100\xa0%')
-    """
-    return f"{math.floor(round(share * 1000, 6)) / 10:g}\N{NO-BREAK SPACE}%"  # never wrapped apart
 
 
 def _score(value: float) -> str:
@@ -296,8 +289,8 @@ def describe_sweep(sweep: Sweep, random: Sweep | None = None) -> list[str]:
 
     Example::
 
-        >>> describe_sweep(trained, random)[0]
-        'With VGG16 HED weights the probe accuracy rises from 62 % at block1_pool to 97 % at ...'
+        >>> describe_sweep(sweep)[0]
+        'With random init (seed 0) the probe accuracy is 95...'
     """
     layers = sweep.layers
     lines = [
@@ -340,8 +333,9 @@ def islands(embedding, labels, k: int = 5, purity: float = 0.8) -> list[str]:
 
     Example::
 
-        >>> islands(featlib.project(x, method="tsne").embedding, feats.labels)
-        ['0', '1']
+        >>> xy = np.r_[np.zeros((5, 2)), np.full((5, 2), 10.0), np.tile([0.0, 10.0], (6, 1))]
+        >>> islands(xy, ["a"] * 5 + ["b"] * 5 + ["c", "d"] * 3, k=3)  # c and d share one spot
+        ['a', 'b']
     """
     from sklearn.neighbors import NearestNeighbors
 

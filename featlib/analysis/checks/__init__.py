@@ -7,6 +7,7 @@ from featlib._exports import lazy_modules
 __getattr__, __dir__ = lazy_modules(
     globals(),
     [
+        "featlib._text",
         "featlib.analysis.checks.issues",
         "featlib.analysis.checks.report",
         "featlib.analysis.checks.hashes",

@@ -33,6 +33,7 @@ from featlib.analysis.checks.issues import (
     default_threshold,
     tukey_fence,
 )
+from featlib.analysis.checks.label_issues import probe_labels
 from featlib.analysis.checks.pixels import QUALITY_SIDE, pixel_stats, quality_tables, size_tables
 from featlib.analysis.checks.report import CheckReport, IssueTable
 from featlib.analysis.checks.set_checks import (
@@ -41,7 +42,6 @@ from featlib.analysis.checks.set_checks import (
     rare_classes,
 )
 from featlib.analysis.neighbors import nearest_all
-from featlib.analysis.probe import linear_probe
 from featlib.errors import FeatlibError
 
 __all__ = [
@@ -83,7 +83,8 @@ def check_dataset(
             to at most 256 px on the long side (larger ones are block-averaged down to that
             here, which is slower); any sequence works, so a lazy one keeps only one image
             in memory. None skips the pixel checks.
-        sizes: per image, its original (width, height); defaults to the pixel arrays' sizes.
+        sizes: per image, its original (height, width), as images' shapes and input sizes
+            are given everywhere in featlib; defaults to the pixel arrays' sizes.
             Used by ``tiny``, ``odd_size`` and ``odd_aspect``.
         thresholds: issue -> threshold, overriding :data:`DEFAULT_THRESHOLDS`.
         n_neighbors: neighbours used for the outlier score.
@@ -170,7 +171,7 @@ def check_dataset(
     else:
         reason = "every image has the same content"
         skipped["near_duplicates"] = skipped["outliers"] = reason
-    label_table, separability, reason = linear_probe(x, labels, groups, names, random_state)
+    label_table, separability, reason = probe_labels(x, labels, groups, names, random_state)
     if label_table is None:
         skipped["label_issues"] = skipped["separability"] = reason
     else:
@@ -205,7 +206,8 @@ def _set_facts(tables: Mapping[str, IssueTable], sizes: np.ndarray | None) -> tu
     facts = []  # (images, sentence)
     one_size = sizes is not None and len(np.unique(sizes, axis=0)) == 1
     if one_size:
-        facts.append((len(sizes), "every image is {}×{} px".format(*(int(v) for v in sizes[0]))))
+        height, width = (int(v) for v in sizes[0])
+        facts.append((len(sizes), f"every image is {width}×{height} px"))
     for issue, words in FACTS.items():
         table = tables.get(issue)
         if table is None or (one_size and issue in ("tiny", "odd_aspect")):
@@ -263,7 +265,7 @@ def check_image_set(image_set, records, features, **kwargs) -> CheckReport:
         names=[r.name for r in records],
         splits=splits if any(splits) else None,
         pixels=_Thumbnails(image_set, records, QUALITY_SIDE),
-        sizes=[(r.width, r.height) for r in records],
+        sizes=[(r.height, r.width) for r in records],
         **kwargs,
     )
 
@@ -313,10 +315,10 @@ def _sizes(sizes, n: int) -> np.ndarray:
     try:
         arr = np.asarray(sizes, dtype=np.float64)
     except (TypeError, ValueError):
-        raise FeatlibError("sizes must be (width, height) pairs.") from None
+        raise FeatlibError("sizes must be (height, width) pairs.") from None
     if arr.shape != (n, 2) or not np.isfinite(arr).all() or (arr <= 0).any():
         raise FeatlibError(
-            f"sizes must be {n} positive (width, height) pairs. Received: shape {arr.shape}"
+            f"sizes must be {n} positive (height, width) pairs. Received: shape {arr.shape}"
         )
     return arr
 

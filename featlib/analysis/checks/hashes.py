@@ -10,7 +10,7 @@ and the rate of distinct pictures matched are in ``benchmarks/RESULTS.md``
 (``benchmarks/near_duplicates.py``).
 
 The hashes are the ``imagehash`` library's ``phash`` and ``dhash``, bit for bit
-(``tests/test_near_duplicates.py`` compares them), computed faster: ``imagehash`` resizes each of
+(the hash tests compares them), computed faster: ``imagehash`` resizes each of
 the 22 views with Pillow's Lanczos filter, one call each, which was most of the time of the
 dataset checks. Pillow resizes in two passes of fixed-point integer sums, each rounded and
 clipped to 0..255; those sums are exact in float64, so a matrix product per pass gives Pillow's
@@ -181,7 +181,7 @@ def _plan(h: int, w: int) -> tuple[tuple[_Step, ...], bool, bool]:
 
     Pillow runs the horizontal pass first unless the vertical one shrinks the image more (twice
     the width's reduction below the height's): found against Pillow 13 on every size up to
-    200×200 and a sample up to 700; ``tests/test_near_duplicates.py`` checks sizes of each kind
+    200×200 and a sample up to 700; the hash tests checks sizes of each kind
     against ``imagehash`` itself."""
     views = [(0, h, 0, w, False), (0, h, 0, w, True)]
     views += [(y0, y1, x0, x1, False) for y0, y1 in _spans(h) for x0, x1 in _spans(w)]

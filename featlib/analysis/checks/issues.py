@@ -98,7 +98,8 @@ DESCRIPTIONS = {
 # Tukey fences, drawn on a scale where the scores spread evenly: (scale, side, k). A score is
 # unusual for the set when it lies more than k interquartile ranges beyond the quartile on
 # ``side``. Chosen so that the bundled samples (trained and random weights) flag at most 5 % per
-# issue while planted problems are still found (tests/test_checks.py, benchmarks/checks.py).
+# issue while planted problems are still found (benchmarks/checks.py and
+# tests/featlib/analysis/checks/test_dataset.py).
 # near_duplicates: each image's best similarity, as log(1 - similarity).
 _FENCES = {
     "near_duplicates": ("log_distance", "below", 2.5),

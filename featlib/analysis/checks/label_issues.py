@@ -28,11 +28,30 @@ Example::
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.metrics import confusion_matrix
 
-__all__ = ["LabelIssues", "find_label_issues", "reason"]
+from featlib.analysis.checks.issues import default_threshold
+from featlib.analysis.checks.report import IssueTable, Separability
+from featlib.analysis.probe import cosine_silhouette, out_of_fold_proba, probe_folds
+
+__all__ = ["LabelIssues", "find_label_issues", "probe_labels", "reason"]
+
+_COLUMNS = (
+    "index",
+    "name",
+    "label",
+    "suggested_label",
+    "label_prob",
+    "suggested_prob",
+    "margin",
+    "other_more_likely",
+    "confident_learning",
+    "reason",
+)
 
 
 @dataclass(frozen=True)
@@ -113,3 +132,84 @@ def reason(label: str, suggested: str, label_prob: float, suggested_prob: float)
         f"the probe gives {suggested!r} {suggested_prob:.2f}, "
         f"its label says {label!r} ({label_prob:.2f})"
     )
+
+
+def probe_labels(
+    features, labels, groups, names, random_state=0
+) -> tuple[IssueTable | None, Separability | None, str]:
+    """The label-issue table and the separability figures from the linear probe's out-of-fold
+    probabilities (``featlib.analysis.probe``); classes with fewer than 2 distinct images are
+    left out.
+
+    Args:
+        features: float array of shape (n_images, n_features).
+        labels: per image, its label or None (left out).
+        groups: per image, the index of the first image with the same content.
+        names: per image, its name.
+        random_state: seed of the folds, the PCA and the silhouette's subsample.
+
+    Returns:
+        ``(table, separability, "")``, or ``(None, None, why)`` when the probe cannot run.
+    """
+    labelled = [i for i, lab in enumerate(labels) if lab is not None]
+    if not labelled:
+        return None, None, "no image has a label"
+    counts = Counter(labels[i] for i in labelled)
+    # Distinct contents per label: copies of one file cannot be told apart by any probe.
+    distinct = Counter(label for label, _ in {(labels[i], groups[i]) for i in labelled})
+    classes = sorted(c for c in counts if distinct[c] >= 2)
+    excluded = tuple(sorted(c for c in counts if distinct[c] < 2))
+    if len(classes) < 2:
+        return None, None, "fewer than 2 classes with at least 2 distinct images"
+    rows_in = np.array([i for i in labelled if labels[i] in set(classes)])
+    class_index = {c: j for j, c in enumerate(classes)}
+    y = np.array([class_index[labels[i]] for i in rows_in])
+    in_groups = np.asarray(groups)[rows_in]
+    proba = out_of_fold_proba(features[rows_in], y, in_groups, random_state=random_state)
+    found = find_label_issues(proba, y)
+    given, other_prob = found.self_confidence, found.suggested_prob
+    rows = [
+        (
+            int(i),
+            names[i],
+            labels[i],
+            classes[found.suggested[r]] if other_prob[r] > given[r] else None,
+            float(given[r]),
+            float(other_prob[r]),
+            float(other_prob[r] - given[r]),
+            bool(other_prob[r] > given[r]),
+            bool(found.confident[r]),
+            reason(labels[i], classes[found.suggested[r]], given[r], other_prob[r])
+            if other_prob[r] > given[r]
+            else "",
+        )
+        for r, i in enumerate(rows_in)
+    ]
+    rows.sort(key=lambda r: (r[4], r[0]))  # by self-confidence, as cleanlab ranks
+    threshold = default_threshold("label_issues", given, "below")
+    table = IssueTable(
+        issue="label_issues",
+        columns=_COLUMNS,
+        rows=tuple(rows),
+        score_column="label_prob",
+        threshold=threshold if found.threshold is None else max(threshold, found.threshold),
+        direction="below",
+        eligible_column="other_more_likely",
+    )
+    predicted = proba.argmax(axis=1)
+    confusion = confusion_matrix(y, predicted, labels=np.arange(len(classes)))
+    per_class = confusion.diagonal() / confusion.sum(axis=1)
+    separability = Separability(
+        classes=tuple(classes),
+        class_counts=dict(sorted(counts.items())),
+        imbalance_ratio=max(counts.values()) / min(counts.values()),
+        excluded_classes=excluded,
+        n_folds=probe_folds(y, in_groups, random_state).get_n_splits(),
+        accuracy=float((predicted == y).mean()),
+        balanced_accuracy=float(per_class.mean()),
+        chance_accuracy=float(np.bincount(y).max() / len(y)),
+        per_class_accuracy={c: float(a) for c, a in zip(classes, per_class, strict=True)},
+        confusion=confusion.astype(np.int64),
+        silhouette=cosine_silhouette(features[rows_in], y, random_state),
+    )
+    return table, separability, ""

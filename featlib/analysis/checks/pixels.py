@@ -29,8 +29,9 @@ _LAPLACE_KERNEL = laplacian(2, (3, 3))[1].astype(np.float32)
 
 
 def pixel_stats(pixels, names) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
-    """Per image: brightness, Laplacian variance, entropy, channel spread; (w, h); and its
-    perceptual hashes (:func:`.hashes.image_hashes`), from the same decoded pixels."""
+    """Per image: brightness, Laplacian variance, entropy, channel spread; (h, w); and its
+    perceptual hashes (:func:`featlib.analysis.checks.hashes.image_hashes`), from the same
+    decoded pixels."""
     stats = np.empty((len(pixels), 4))
     hashes = []
     sizes = []
@@ -49,7 +50,7 @@ def pixel_stats(pixels, names) -> tuple[np.ndarray, list[tuple[int, int]], np.nd
                     f"Received: dtype={arr.dtype}, shape={arr.shape}"
                 )
             h, w = arr.shape[:2]
-            sizes.append((w, h))
+            sizes.append((h, w))
             step = math.ceil(max(h, w) / QUALITY_SIDE)
             if arr.ndim == 2:
                 gray = arr.astype(np.float32) / 255
@@ -107,9 +108,10 @@ def quality_tables(stats, names) -> dict[str, IssueTable]:
 
 
 def size_tables(sizes, names) -> dict[str, IssueTable]:
-    width, height = sizes.T
+    """The size checks from per-image (height, width): tiny, odd_size and odd_aspect."""
+    height, width = sizes.T
     area = width * height
-    wh = (("width", "height"), [(int(w), int(h)) for w, h in sizes])
+    wh = (("width", "height"), [(int(w), int(h)) for h, w in sizes])
     return {
         "tiny": _per_image_table("tiny", np.minimum(width, height), names, "below", wh),
         "odd_size": _per_image_table(

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from featlib._text import percent
 from featlib.analysis.checks.issues import DESCRIPTIONS, TITLES
 from featlib.analysis.checks.set_checks import (
     RareClass,
@@ -31,7 +32,6 @@ __all__ = [
     "CheckReport",
     "IssueTable",
     "Separability",
-    "format_percent",
 ]
 
 
@@ -221,25 +221,7 @@ class Separability:
 
     def accuracy_text(self) -> str:
         """The accuracy as people should read it: ``"99.5 % (199 of 200)"``."""
-        return f"{format_percent(self.accuracy)} ({self.n_correct} of {self.n_images})"
-
-
-def format_percent(fraction: float) -> str:
-    """A fraction as a percentage that never rounds to 0 % or 100 % unless it is exactly that.
-
-    Example::
-
-        >>> format_percent(0.995), format_percent(0.99999), format_percent(1.0)
-        ('99.5 %', '99.9 %', '100 %')
-    """
-    if fraction in (0, 1):
-        return f"{fraction:.0%}".replace("%", " %")
-    text = f"{fraction * 100:.1f}"
-    if text == "100.0":
-        text = "99.9"
-    elif text == "0.0":
-        text = "0.1"
-    return f"{text.removesuffix('.0')} %"
+        return f"{percent(self.accuracy)} ({self.n_correct} of {self.n_images})"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Checks of a labelled set as a whole: rare classes, labels that image properties alone predict
+r"""Checks of a labelled set as a whole: rare classes, labels that image properties alone predict
 (a shortcut a model could learn), and duplicates across splits (leakage).
 
 Each says something about the set that no single image shows. They take plain pieces, as
@@ -8,7 +8,7 @@ Each says something about the set that no single image shows. They take plain pi
 Example::
 
     >>> rare_classes(["cat"] * 40 + ["dog"] * 38 + ["fox"] * 3)[0].sentence()
-    "class 'fox' has 3 images, 8 % of a typical class (38): a model will tend to ignore it"
+    "class 'fox' has 3 images, 7.9\xa0% of a typical class (38): a model will tend to ignore it"
 """
 
 from __future__ import annotations
@@ -23,9 +23,12 @@ from scipy.stats import binomtest, rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from featlib._text import percent
+from featlib.analysis.probe import probe_folds
 
 __all__ = [
     "PROPERTIES",
@@ -57,7 +60,6 @@ PROPERTIES: Mapping[str, tuple[str, str]] = {
     "pixel count": ("small", "large"),
     "aspect ratio": ("tall", "wide"),
 }
-_MAX_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,10 @@ class RareClass:
 
     def sentence(self) -> str:
         """The finding in words."""
-        share = f"{self.count / self.typical:.0%}".replace("%", " %")
         return (
             f"class {self.label!r} has {self.count} image{'' if self.count == 1 else 's'}, "
-            f"{share} of a typical class ({self.typical:g}): a model will tend to ignore it"
+            f"{percent(self.count / self.typical)} of a typical class ({self.typical:g}): a model "
+            "will tend to ignore it"
         )
 
 
@@ -138,7 +140,7 @@ def property_vectors(stats, sizes) -> tuple[tuple[str, ...], np.ndarray]:
     Args:
         stats: float array of shape (n, 4): brightness (0-1), variance of the Laplacian,
             grey-level entropy, colour spread (0-1); or None.
-        sizes: float array of shape (n, 2), (width, height); or None.
+        sizes: float array of shape (n, 2), (height, width); or None.
 
     Returns:
         the property names (keys of :data:`PROPERTIES`) and a float array of shape
@@ -152,18 +154,20 @@ def property_vectors(stats, sizes) -> tuple[tuple[str, ...], np.ndarray]:
     if sizes is not None:
         sizes = np.asarray(sizes, dtype=np.float64)
         names += ["pixel count", "aspect ratio"]
-        columns += [sizes[:, 0] * sizes[:, 1], sizes[:, 0] / sizes[:, 1]]
+        columns += [sizes[:, 0] * sizes[:, 1], sizes[:, 1] / sizes[:, 0]]
     if not columns:
         return (), np.empty((0, 0))
     return tuple(names), np.column_stack(columns)
 
 
-def _predict(values, y, n_folds, random_state) -> np.ndarray:
+def _predict(values, y, random_state) -> np.ndarray:
     """Out-of-fold predictions of a logistic regression on the columns' ranks (a property's
     scale, heavy tails included, does not matter; tied values share their rank, so a constant
-    column carries no order)."""
+    column carries no order), in the linear probe's folds. Not the probe itself: it normalises
+    each row to unit length, which would make an image that is small and dark look like one
+    that is large and bright."""
     ranks = rankdata(values, axis=0) / len(values)
-    cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    cv = probe_folds(y, random_state=random_state)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -205,9 +209,8 @@ def find_shortcut(
         return None
     y = np.array([classes.index(labels[i]) for i in rows])
     x = values[rows]
-    n_folds = min(_MAX_FOLDS, min(counts[c] for c in classes))
     chance = 1 / len(classes)
-    predicted = _predict(x, y, n_folds, random_state)
+    predicted = _predict(x, y, random_state)
     accuracy = float(balanced_accuracy_score(y, predicted))
     right = int((predicted == y).sum())
     largest = np.bincount(y).max() / len(y)

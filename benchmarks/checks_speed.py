@@ -24,33 +24,14 @@ from __future__ import annotations
 import argparse
 import time
 
-import imagehash
 import numpy as np
 from _common import format_table, machine
 from PIL import Image, ImageEnhance
 
 import featlib
-from featlib.analysis import checks
+from featlib.analysis.checks import pixels as pixel_checks
 from featlib.analysis.checks.hashes import image_hashes
-from tests.featlib.analysis.checks.test_hashes import PHOTOS, _photo
-
-_OFFSETS = (0.0, (1 - 0.9) / 2, 1 - 0.9)
-
-
-def imagehash_hashes(gray: np.ndarray) -> np.ndarray:
-    """The old path: ``imagehash`` on each of the 11 views, one Pillow resize per hash."""
-    image = Image.fromarray(gray)
-    h, w = gray.shape
-    views = [image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
-    for oy in _OFFSETS:
-        for ox in _OFFSETS:
-            x0, y0 = int(ox * w), int(oy * h)
-            x1, y1 = max(x0 + 1, round((ox + 0.9) * w)), max(y0 + 1, round((oy + 0.9) * h))
-            views.append(image.crop((x0, y0, x1, y1)))
-    return np.array(
-        [np.concatenate([imagehash.phash(v).hash.ravel(), imagehash.dhash(v).hash.ravel()])
-         for v in views]
-    )  # fmt: skip
+from tests.featlib.analysis.checks.test_hashes import PHOTOS, _photo, imagehash_views
 
 
 def pictures(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -85,7 +66,7 @@ def vectors(n: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
 
 def pixel_seconds(pixels, names) -> tuple[float, np.ndarray]:
     start = time.perf_counter()
-    _, _, hashes = checks._pixel_stats(pixels, names)
+    _, _, hashes = pixel_checks.pixel_stats(pixels, names)
     return time.perf_counter() - start, hashes
 
 
@@ -101,12 +82,12 @@ def main() -> None:
     print(f"{n:,} pictures of 96-160 px made in {time.perf_counter() - start:.1f} s")
     now, new_hashes = pixel_seconds(pixels, names)
     try:
-        checks.image_hashes = imagehash_hashes
+        pixel_checks.image_hashes = imagehash_views
         before, old_hashes = pixel_seconds(pixels, names)
-        checks.image_hashes = _no_hashes
+        pixel_checks.image_hashes = _no_hashes
         statistics, _ = pixel_seconds(pixels, names)
     finally:
-        checks.image_hashes = image_hashes
+        pixel_checks.image_hashes = image_hashes
     same = np.array_equal(old_hashes, new_hashes)
     x, labels = vectors(n)
     sha256s = [f"{i:064x}" for i in range(n)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["percent"]
+__all__ = ["percent", "short_number"]
 
 
 def percent(share: float) -> str:
@@ -21,3 +21,19 @@ def percent(share: float) -> str:
     elif text == "0.0" and share > 0:
         text = "0.1"
     return f"{text.removesuffix('.0')}\N{NO-BREAK SPACE}%"
+
+
+def short_number(value) -> str:
+    """A table cell's value as text: empty for None, a float to 4 significant digits, anything
+    else as ``str`` gives it.
+
+    Example::
+
+        >>> short_number(None), short_number(0.123456), short_number(12), short_number("a.png")
+        ('', '0.1235', '12', 'a.png')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

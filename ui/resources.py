@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import tempfile
 import threading
 import time
@@ -27,12 +26,13 @@ from streamlit.logger import get_logger
 
 import featlib
 from featlib import render
-from featlib._files import replaced_atomically
 from featlib.analysis.cluster import kmeans_labels
 from featlib.extraction.pipeline import embed_image
 from featlib.extraction.settings import Settings, auto_settings
 from featlib.models import imagenet
+from featlib.models import weights as weights_files
 from featlib.models.backbones import open_backbone
+from featlib.models.weights import ModelFile
 from featlib.teaching import channels
 from featlib.teaching.sweep import sweep_input_size
 from ui import state
@@ -70,24 +70,6 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
-class ModelFile:
-    """An uploaded weights or model file, saved under its SHA-256 (never under its own name).
-
-    Attributes:
-        name: the file name the user gave, for display only.
-        sha256: hex digest of the bytes.
-        kind: ``"weights"`` (a ``.weights.h5`` / ``.h5`` for a registry backbone) or ``"model"``
-            (a whole ``.keras`` model).
-        path: where the bytes were written.
-    """
-
-    name: str
-    sha256: str
-    kind: str
-    path: str
-
-
-@dataclass(frozen=True)
 class ModelChoice:
     """What the sidebar picked to load: a registry backbone with weights, or a user's model."""
 
@@ -113,24 +95,9 @@ def _upload_dir() -> Path:
 
 
 def save_model_file(name: str, data: bytes) -> ModelFile:
-    """Write an uploaded model or weights file to the upload folder, named by its SHA-256.
-
-    Args:
-        name: the name the user's file had; only its ending is used (``.keras`` or ``.h5``).
-        data: the file's bytes.
-
-    Returns:
-        a ``ModelFile``; the same bytes always give the same path.
-    """
-    sha = hashlib.sha256(data).hexdigest()
-    kind, suffix = (
-        ("model", ".keras") if name.lower().endswith(".keras") else ("weights", ".weights.h5")
-    )
-    path = _upload_dir() / f"{sha}{suffix}"
-    if not path.is_file():
-        with replaced_atomically(path) as tmp:
-            tmp.write_bytes(data)
-    return ModelFile(name=name, sha256=sha, kind=kind, path=str(path))
+    """An uploaded model or weights file written to this process's upload folder
+    (``featlib.models.weights.save_model_file``)."""
+    return weights_files.save_model_file(_upload_dir(), name, data)
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)

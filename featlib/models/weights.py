@@ -54,6 +54,7 @@ __all__ = [
     "MIRROR_ENV",
     "TIMEOUT_S",
     "KerasFile",
+    "ModelFile",
     "NotCached",
     "backbone_key",
     "fetch_weights",
@@ -66,6 +67,7 @@ __all__ = [
     "offline_mode",
     "offline_weights_file",
     "parse_weights",
+    "save_model_file",
     "weights_key",
 ]
 
@@ -454,3 +456,44 @@ def _check_loads(spec: BackboneSpec, include_top: bool, source: Path, copy: Path
             f"({'with' if include_top else 'without'} its top): {exc}. Nothing was placed. "
             f"Received: {source}"
         ) from None
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """An uploaded weights or model file, saved under its SHA-256 (never under its own name).
+
+    Attributes:
+        name: the file name the user gave, for display only.
+        sha256: hex digest of the bytes.
+        kind: ``"weights"`` (a ``.weights.h5`` / ``.h5`` for a registry backbone) or ``"model"``
+            (a whole ``.keras`` model).
+        path: where the bytes were written.
+    """
+
+    name: str
+    sha256: str
+    kind: str
+    path: str
+
+
+def save_model_file(folder: str | os.PathLike, name: str, data: bytes) -> ModelFile:
+    """Write an uploaded model or weights file into ``folder``, named by its SHA-256.
+
+    Args:
+        folder: an existing folder.
+        name: the name the user's file had; only its ending is used (``.keras``: a whole
+            model, anything else: weights, saved as ``.weights.h5``).
+        data: the file's bytes.
+
+    Returns:
+        a :class:`ModelFile`; the same bytes always give the same path, written once.
+    """
+    sha = hashlib.sha256(data).hexdigest()
+    kind, suffix = (
+        ("model", ".keras") if name.lower().endswith(".keras") else ("weights", ".weights.h5")
+    )
+    path = Path(folder) / f"{sha}{suffix}"
+    if not path.is_file():
+        with replaced_atomically(path) as tmp:
+            tmp.write_bytes(data)
+    return ModelFile(name=name, sha256=sha, kind=kind, path=str(path))

@@ -436,3 +436,18 @@ KERAS_NAMED = [
 def test_keras_asks_for_the_files_the_registry_names(name):
     # The registry's names are what the TF-free key and the import recognise files by.
     assert keras_file(name).fname == get_spec(name).imagenet_files[0]
+
+
+def test_save_model_file_names_by_content_and_kind(tmp_path):
+    data = b"not really a model, only bytes"
+    model = weights_module.save_model_file(tmp_path, "My Net.KERAS", data)
+    sha = hashlib.sha256(data).hexdigest()
+    assert (model.kind, model.sha256, model.name) == ("model", sha, "My Net.KERAS")
+    assert Path(model.path) == tmp_path / f"{sha}.keras"
+    assert Path(model.path).read_bytes() == data
+    weights_file = weights_module.save_model_file(tmp_path, "net.h5", data)
+    assert (weights_file.kind, Path(weights_file.path).name) == ("weights", f"{sha}.weights.h5")
+    Path(model.path).write_bytes(b"changed")  # the same bytes again: the file is not rewritten
+    assert weights_module.save_model_file(tmp_path, "other.keras", data).path == model.path
+    assert Path(model.path).read_bytes() == b"changed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{sha}.keras", f"{sha}.weights.h5"]

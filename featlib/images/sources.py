@@ -8,6 +8,7 @@ is the ``label``. Folders and CSVs follow no symbolic link out of their root, no
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import re
@@ -22,6 +23,7 @@ from featlib.images.decode import (
     TEXT_REASON,
     TEXT_SUFFIXES,
     ImageLimits,
+    ImageRecord,
     resolve_limits,
 )
 from featlib.images.imageset import (
@@ -37,12 +39,16 @@ from featlib.images.samples import list_samples, load_samples
 from featlib.images.zip import add_zip, from_zip
 
 __all__ = [
+    "PICTURES_MISSING",
     "from_csv",
     "from_folder",
     "from_uploads",
     "open_source",
+    "pictures_for",
     "read_files",
 ]
+
+PICTURES_MISSING = "no picture: not found under the images folder or ZIP"
 
 
 # --- sources -------------------------------------------------------------------------------------
@@ -331,3 +337,63 @@ def open_source(
         f"{text}: not a folder, .zip or .csv file; use one of those or "
         f"'sample:NAME' with NAME in {list_samples()}"
     )
+
+
+def pictures_for(
+    records: Iterable[ImageRecord], root: str | os.PathLike, limits: ImageLimits | None = None
+) -> ImageSet:
+    """The records of a feature file (``featlib extract``'s ``path`` and ``sha256``) with their
+    pictures from where they were extracted, without reading them now.
+
+    A folder is matched by path: ``root/<path>``, each file read (and its SHA-256 checked) only
+    when shown. A ZIP is read as ``from_zip`` reads it and matched by content (SHA-256), so a
+    zipped copy of the folder serves whatever its top folder is called.
+
+    Args:
+        records: the feature file's records; their ``name`` is a path relative to the folder
+            that was extracted.
+        root: that folder, or a ZIP of it.
+        limits: size limits; ``ImageLimits.from_env()`` when None.
+
+    Returns:
+        ImageSet: the records in order; one without a picture under ``root`` (or whose path
+        leads out of it) gets the error ``PICTURES_MISSING`` and keeps its place.
+
+    Raises:
+        SourceError: ``root`` is neither a folder nor a ``.zip`` file.
+        ArchiveError: the ZIP cannot be read (see ``from_zip``).
+
+    Example::
+
+        >>> for name in ["cat/1.png", "dog/1.png"]:
+        ...     Path("pets", name).parent.mkdir(parents=True, exist_ok=True)
+        ...     _ = Path("pets", name).write_bytes(png_bytes)
+        >>> records = from_folder("pets").records
+        >>> gone = ImageRecord("cat/9.png", "00" * 32, "cat", None, None, None, None, None)
+        >>> [r.error for r in pictures_for([*records, gone], "pets").records]
+        [None, None, 'no picture: not found under the images folder or ZIP']
+    """
+    where = Path(root)
+    limits = resolve_limits(limits)
+    records = list(records)
+    if where.is_file() and where.suffix.lower() == ".zip":
+        archive = from_zip(where, limits)
+        blobs = {r.sha256: archive.read_bytes(r) for r in archive.ok}
+        found = [r.sha256 in blobs for r in records]
+        paths = {}
+    elif where.is_dir():
+        top = where.resolve()
+        blobs, found, paths = {}, [], {}
+        for r in records:
+            path = top / r.name
+            inside = not Path(r.name).is_absolute() and ".." not in Path(r.name).parts
+            found.append(inside and path.is_file())
+            if found[-1]:
+                paths[r] = path
+    else:
+        raise SourceError(f"{root}: the pictures must be a folder or a .zip file")
+    records = [
+        r if ok else dataclasses.replace(r, error=PICTURES_MISSING)
+        for r, ok in zip(records, found, strict=True)
+    ]
+    return ImageSet(records, blobs, paths, limits)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,49 @@ def test_open_source_dispatches(pets, tmp_path, monkeypatch):
 def test_open_source_refuses(pets, tmp_path, source, match):
     with pytest.raises(SourceError, match=match):
         fi.open_source(tmp_path / source)
+
+
+def _extracted_pets(tmp_path):
+    """A folder of four pictures and the records a feature file made from it would hold."""
+    folder = tmp_path / "pets"
+    for i, name in enumerate(["cat/1.png", "cat/2.png", "dog/1.png", "dog/2.png"]):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(noise(seed=i))
+    return folder, fi.from_folder(folder).records
+
+
+def test_pictures_for_a_folder_match_by_path_and_are_read_when_shown(tmp_path):
+    folder, records = _extracted_pets(tmp_path)
+    gone = fi.ImageRecord("dog/3.png", "0" * 64, "dog", None, None, None, None, None)
+    outside = fi.ImageRecord("../secret.png", "1" * 64, None, None, None, None, None, None)
+    (tmp_path / "secret.png").write_bytes(noise(seed=9))
+    pictures = fi.pictures_for([*records, gone, outside], folder)
+    assert [r.name for r in pictures.records] == [*(r.name for r in records), "dog/3.png",
+                                                  "../secret.png"]  # fmt: skip
+    assert [r.error for r in pictures.records] == [None] * 4 + [fi.PICTURES_MISSING] * 2
+    assert pictures.read_bytes(pictures.ok[2]) == (folder / "dog/1.png").read_bytes()
+    (folder / "cat/2.png").write_bytes(noise(seed=7))  # changed after extraction
+    with pytest.raises(ImageError, match=r"cat/2\.png.*changed"):
+        pictures.thumbnail(pictures.ok[1])
+    assert pictures.thumbnail(pictures.ok[0]).mode == "RGB"
+
+
+def test_pictures_for_a_zip_match_by_content(tmp_path):
+    folder, records = _extracted_pets(tmp_path)
+    archive = tmp_path / "pets.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*.png"))[:3]:  # dog/2.png is left out
+            zf.write(path, f"renamed_top/{path.relative_to(folder)}")
+    pictures = fi.pictures_for(records, archive)
+    assert [r.error for r in pictures.records] == [None, None, None, fi.PICTURES_MISSING]
+    assert [pictures.read_bytes(r) for r in pictures.ok] == [
+        (folder / r.name).read_bytes() for r in records[:3]
+    ]
+
+
+def test_pictures_for_refuses_what_is_neither_folder_nor_zip(tmp_path):
+    _, records = _extracted_pets(tmp_path)
+    (tmp_path / "notes.txt").write_text("hello")
+    for root in (tmp_path / "notes.txt", tmp_path / "nowhere"):
+        with pytest.raises(SourceError, match=f"{root.name}.*folder or a .zip"):
+            fi.pictures_for(records, root)

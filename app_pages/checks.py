@@ -157,19 +157,22 @@ def galleries_ui(report, images, records) -> None:
         )
     if table.n_flagged > GALLERY_ROWS:
         st.caption(f"The {GALLERY_ROWS} worst of {table.n_flagged}; the CSV has all.")
+    if not images.pictures:
+        st.caption(data.NO_PICTURES)
 
 
-choices = sidebar()
-bb = resources.backbone(choices.model)
+choices = sidebar(vectors=True)
 
 st.title("Dataset checks")
 st.caption(
     f"What is wrong with this set, and will a model learn it? Duplicates, outliers and label "
-    f"issues use the pooled {choices.layer} features; image quality uses the pixels."
+    f"issues use the pooled {choices.layer} features; image quality uses the pixels (not for "
+    "a feature file: its pictures are not decoded here; featlib check FOLDER does that)."
 )
 explain("checks")
-images, feats, x = resources.set_features(bb, choices)
-report = resources.check_report(bb, images, feats, choices.layer)
+v = resources.set_features(choices)
+images, feats = v.data, v.feats
+report = resources.check_report(v)
 facts_ui(report.facts)
 report = threshold_ui(report)
 warnings_ui(report.warnings)

@@ -38,8 +38,18 @@ files = st.file_uploader(
     "are the labels (cat/1.jpg, dog/2.jpg). Files that cannot be used are listed with the "
     "reason; the others are kept. Your uploads stay in your session only.",
 )
+feature_file = st.file_uploader(
+    "Or a feature file from featlib extract (.npz or .parquet)",
+    type=["npz", "parquet"],
+    key=state.FEATURE_UPLOAD,
+    on_change=data.feature_file_changed,
+    help="Its vectors become the data set for Projections, Neighbours and Checks: points and "
+    "labels only, as the file holds no pictures. To see the pictures too, start the app with "
+    "featlib app FILE --images FOLDER.",
+)
 uploaded = data.take_uploads(files)
-if uploaded is not None and not files:
+uploaded = data.take_feature_file(feature_file) or uploaded
+if uploaded is not None and not files and feature_file is None:
     st.caption(f"{uploaded.title} (kept while you switch pages).")
     st.button("Forget my uploads", key=state.FORGET_UPLOADS, on_click=data.forget_uploads)
 
@@ -51,10 +61,18 @@ if current is None:
 summary = current.images.summary()
 st.subheader(current.title)
 counts = st.columns(4)
-counts[0].metric("Files", summary["count"])
-counts[1].metric("Usable images", summary["ok"])
-counts[2].metric("Labels", len(summary["labels"]))
-counts[3].metric("Could not be used", summary["errors"])
+if current.features is None:
+    counts[0].metric("Files", summary["count"])
+    counts[1].metric("Usable images", summary["ok"])
+    counts[2].metric("Labels", len(summary["labels"]))
+    counts[3].metric("Could not be used", summary["errors"])
+else:
+    counts[0].metric("Vectors", f"{summary['count']:,}")
+    counts[1].metric("Layers", len(current.features.features))
+    counts[2].metric("Labels", len(summary["labels"]))
+    counts[3].metric("Without picture", f"{summary['errors']:,}" if current.pictures else "all")
+    if not current.pictures:
+        st.info(data.NO_PICTURES)
 
 if summary["labels"]:
     st.dataframe(
@@ -63,17 +81,17 @@ if summary["labels"]:
         width=360,
     )
 
-shown = current.images.ok[:GALLERY_SIZE]
+shown = current.images.ok[:GALLERY_SIZE] if current.pictures else []
 if shown:
     st.image(
         resources.thumbnails(current, shown, 128),
         caption=[data.caption(r) for r in shown],
         width=110,
     )
-if len(current.images.ok) > GALLERY_SIZE:
+if len(shown) == GALLERY_SIZE and len(current.images.ok) > GALLERY_SIZE:
     st.caption(f"… and {len(current.images.ok) - GALLERY_SIZE} more.")
 
-if current.images.errors:
+if current.images.errors and current.pictures:
     st.warning(f"{data.counted(len(current.images.errors), 'file')} could not be used:")
     st.dataframe(
         {

@@ -15,14 +15,16 @@ from ui.state import url_widget
 MATRIX_SIZE = 1000  # larger sets are shown as an even sample, grouped by label
 
 
-def query_ui(records, n_images: int) -> tuple[int | None, int]:
+def query_ui(records, n_images: int, uploads: bool) -> tuple[int | None, int]:
     """The query (an index into the set, or None for an uploaded image) and how many
-    neighbours to show."""
+    neighbours to show. ``uploads``: a new image can be the query (a network is loaded)."""
     cols = st.columns([1.1, 2.4, 2])
     source = url_widget(
         cols[0].radio, "Query", key=state.QUERY_FROM, default="set",
-        options=["set", "upload"], format_func={"set": "from the set", "upload": "a new image"}.get,
-        help="Look for the neighbours of an image of the set, or of a new one you upload.",
+        options=["set", "upload"] if uploads else ["set"],
+        format_func={"set": "from the set", "upload": "a new image"}.get,
+        help="Look for the neighbours of an image of the set, or of a new one you upload (not "
+        "for a feature file: no network runs on it).",
     )  # fmt: skip
     most = min(24, n_images - 1)
     k = url_widget(
@@ -55,8 +57,7 @@ def uploaded_query(bb, layer: str, pooling: str, resize_mode: str):
     return image, vector, upload.name
 
 
-choices = sidebar()
-bb = resources.backbone(choices.model)
+choices = sidebar(vectors=True)
 
 st.title("Neighbours")
 st.caption(
@@ -64,27 +65,33 @@ st.caption(
     "similarity: 1 is the same direction, 0 unrelated)."
 )
 explain("neighbours")
-images, feats, x = resources.set_features(bb, choices)
-index, k = query_ui(feats.records, len(x))
+v = resources.set_features(choices)
+images, feats, x = v.data, v.feats, v.x
+index, k = query_ui(feats.records, len(x), uploads=v.bb is not None)
 if index is None:
     query_image, query, query_name = uploaded_query(
-        bb, choices.layer, choices.pooling, choices.resize_mode
+        v.bb, choices.layer, choices.pooling, choices.resize_mode
     )
 else:
     query, query_name = index, feats.names[index]
     query_image = resources.thumbnails(images, [feats.records[index]], 160)[0]
 found, scores = featlib.nearest(x, query, k=k)
 
-left, right = st.columns([1, 5])
-left.image(query_image, caption=f"query: {query_name}", width=150)
-right.image(
-    resources.thumbnails(images, [feats.records[i] for i in found], 160),
-    caption=[
-        f"{n + 1}. {data.caption(feats.records[i], f'{s:.3f}')}"
-        for n, (i, s) in enumerate(zip(found, scores, strict=True))
-    ],
-    width=150,
-)
+captions = [
+    f"{n + 1}. {data.caption(feats.records[i], f'{s:.3f}')}"
+    for n, (i, s) in enumerate(zip(found, scores, strict=True))
+]
+if images.pictures:
+    left, right = st.columns([1, 5])
+    left.image(query_image, caption=f"query: {query_name}", width=150)
+    right.image(
+        resources.thumbnails(images, [feats.records[i] for i in found], 160),
+        caption=captions,
+        width=150,
+    )
+else:
+    st.dataframe({"neighbour": captions}, hide_index=True, width="stretch")
+    st.caption(data.NO_PICTURES)
 
 st.subheader("Similarity of every pair")
 order = featlib.order_by_label(feats.labels)

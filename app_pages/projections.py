@@ -89,8 +89,9 @@ def selected_rows(event) -> list[int]:
     return sorted({int(p["customdata"]) for p in points if "customdata" in p})
 
 
-def exports_ui(feats, x, embedding, colours, stem: str, images) -> None:
-    """Download buttons: coordinates (CSV), vectors (.npz), TensorBoard projector (ZIP)."""
+def exports_ui(feats, x, embedding, colours, stem: str, source) -> None:
+    """Download buttons: coordinates (CSV), vectors (.npz), TensorBoard projector (ZIP, with
+    a sprite of thumbnails when the data set has pictures)."""
     cols = st.columns(3)
     cols[0].download_button(
         "Coordinates (CSV)",
@@ -107,7 +108,8 @@ def exports_ui(feats, x, embedding, colours, stem: str, images) -> None:
     cols[2].download_button(
         "TensorBoard projector (ZIP)",
         data=lambda: export.projector_zip(
-            x, feats.labels, feats.names, [images.thumbnail(r, 64) for r in feats.records]
+            x, feats.labels, feats.names,
+            resources.thumbnails(source, feats.records, 64) if source.pictures else None,
         ),
         file_name=f"{stem}_projector.zip", mime="application/zip", key=state.EXPORT_PROJECTOR,
         on_click="ignore", icon=":material/download:",
@@ -116,8 +118,32 @@ def exports_ui(feats, x, embedding, colours, stem: str, images) -> None:
     )  # fmt: skip
 
 
-choices = sidebar()
-bb = resources.backbone(choices.model)
+def gallery_ui(v, rows: list[int]) -> None:
+    """The selected images, a page of them at a time (thumbnails are made for the page shown,
+    once); for a feature file without pictures, their names and labels."""
+    pages = math.ceil(len(rows) / GALLERY_SIZE)
+    page = 1
+    if pages > 1:
+        page = st.number_input(
+            f"Page (of {pages}, {GALLERY_SIZE} images each)", min_value=1, max_value=pages,
+            value=1, step=1, key=state.GALLERY_PAGE,
+        )  # fmt: skip
+    shown = [v.feats.records[i] for i in rows[(page - 1) * GALLERY_SIZE : page * GALLERY_SIZE]]
+    if v.data.pictures:
+        st.image(
+            resources.thumbnails(v.data, shown, 128),
+            caption=[data.caption(r) for r in shown],
+            width=110,
+        )
+    else:
+        st.dataframe(
+            {"name": [r.name for r in shown], "label": [r.label for r in shown]},
+            hide_index=True, width="stretch",
+        )  # fmt: skip
+        st.caption(data.NO_PICTURES)
+
+
+choices = sidebar(vectors=True)
 
 st.title("Projections")
 st.caption(
@@ -125,24 +151,24 @@ st.caption(
     "similar land close together. Click a point, or draw a box or lasso, to see the images."
 )
 explain("projections")
-images, feats, x = resources.set_features(bb, choices)
-predictions = imagenet.unavailable_for(bb) is None
+v = resources.set_features(choices)
+feats, x = v.feats, v.x
+predictions = v.bb is not None and imagenet.unavailable_for(v.bb) is None
 options = projection_ui(len(x), predictions)
 
-key = (images.id, bb.key, choices.layer, choices.pooling, choices.resize_mode)
 projection = resources.projection(
-    key, options["method"], options["dims"], options["seed"], options["perplexity"],
+    v.key, options["method"], options["dims"], options["seed"], options["perplexity"],
     options["neighbours"], x,
 )  # fmt: skip
 st.caption(quality_line(projection))
 
 if options["colour"] == "cluster":
     colours = [
-        f"cluster {c}" for c in resources.kmeans(key, options["clusters"], options["seed"], x)
+        f"cluster {c}" for c in resources.kmeans(v.key, options["clusters"], options["seed"], x)
     ]
 elif options["colour"] == "prediction":
     colours = [
-        top[0][0] for top in resources.imagenet_top_k(bb.name, images, choices.resize_mode, 1)
+        top[0][0] for top in resources.imagenet_top_k(v.bb.name, v.data, choices.resize_mode, 1)
     ]
 else:
     colours = feats.labels
@@ -155,13 +181,8 @@ event = st.plotly_chart(
 
 rows = selected_rows(event)
 if rows:
-    st.subheader(f"{len(rows)} selected")
-    shown = [feats.records[i] for i in rows[:GALLERY_SIZE]]
-    st.image(
-        resources.thumbnails(images, shown, 128),
-        caption=[data.caption(r) for r in shown],
-        width=110,
-    )
+    st.subheader(f"{len(rows):,} selected")
+    gallery_ui(v, rows)
 elif options["dims"] == 3:
     st.caption("Selecting points works in 2-D; switch Dimensions to 2 to pick images.")
 else:
@@ -170,8 +191,8 @@ else:
         "plot) and draw around several."
     )
 
-stem = f"{bb.name}_{choices.layer}_{options['method']}{options['dims']}d"
-exports_ui(feats, x, projection.embedding, colours, stem, images.images)
+stem = f"{v.stem}_{choices.layer}_{options['method']}{options['dims']}d"
+exports_ui(feats, x, projection.embedding, colours, stem, v.data)
 resources.warm_up_umap()
 if feats.errors:
     st.caption(f"{data.counted(len(feats.errors), 'file')} left out: the Home page says why.")

@@ -1,37 +1,53 @@
-"""The image set every page works on: a bundled sample, or this session's uploads.
+"""The data set every page works on: the feature file ``featlib app`` was started with, a
+bundled sample, or this session's uploads (images, or a feature file).
 
 Uploads live in ``st.session_state`` only, never in a module global or a shared cache, so two
-people using the app at once never see each other's images. Samples are shared (they are the
-same for everyone) and built once per process.
+people using the app at once never see each other's images. Samples and the server's feature
+file are shared (they are the same for everyone) and read once per process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 
 from featlib import images
+from featlib.cli.commands import APP_FEATURES_ENV, APP_IMAGES_ENV
+from featlib.engine.shards import read_features
+from featlib.extraction.features import Features
 from ui import state
 
 __all__ = [
-    "SOURCES",
+    "FILE",
+    "NO_PICTURES",
     "Data",
     "breakable",
     "caption",
     "counted",
     "current",
     "describe",
+    "feature_file_changed",
     "forget_uploads",
     "required",
+    "sources",
+    "take_feature_file",
     "take_uploads",
     "uploads_changed",
 ]
 
 UPLOADS = "uploads"
+FILE = "file"  # the feature file featlib app was started with
+NO_PICTURES = (
+    "This feature file came without its pictures: points and labels only. To see them, start "
+    "the app with featlib app FILE --images FOLDER (the folder the features were extracted from)."
+)
 HOME = "app_pages/home.py"  # the page with the uploader, as navigation knows it
-SOURCES = [*images.list_samples(), UPLOADS]
 _DESCRIPTIONS = {
     "photos": "Sample photos: 10 scikit-image pictures (photo / texture)",
     "faces": "Sample faces: 200 small grey faces and non-faces (LFW subset)",
@@ -48,11 +64,21 @@ class Data:
         images: the ``featlib.images.ImageSet``.
         id: a fingerprint of the records (names, SHA-256s, labels): part of every cache key.
         title: one line for people.
+        features: for a feature file, its vectors (rows aligned with ``images.records``);
+            None for pictures, whose vectors the pages compute.
+        pictures: False for a feature file without its pictures: points and labels only.
     """
 
     images: images.ImageSet
     id: str
     title: str
+    features: Features | None = None
+    pictures: bool = True
+
+    @property
+    def n_usable(self) -> int:
+        """Rows the pages can work on: every vector of a feature file, else usable images."""
+        return len(self.features.records) if self.features is not None else len(self.images.ok)
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
@@ -87,6 +113,37 @@ def describe(source: str) -> str:
     return _DESCRIPTIONS.get(source, source)
 
 
+def sources() -> list[str]:
+    """What the sidebar offers: the server's feature file first (when ``featlib app`` started
+    the server with one), the samples, the uploads."""
+    server = [FILE] if os.environ.get(APP_FEATURES_ENV) else []
+    return [*server, *images.list_samples(), UPLOADS]
+
+
+def _from_feature_file(path: str, root: str | None, name: str) -> Data:
+    """A feature file as a data set: its records (with their pictures under ``root``, when
+    given) and its vectors."""
+    feats = read_features(path)
+    if root is None:
+        image_set = images.ImageSet(feats.records)
+    else:
+        image_set = images.pictures_for(feats.records, root)
+    feats = dataclasses.replace(feats, records=image_set.records)
+    layers = ", ".join(f"{layer} ({x.shape[1]}-d)" for layer, x in feats.features.items())
+    title = f"{name}: {counted(len(feats.records), 'vector')} of {layers}"
+    return Data(image_set, _fingerprint(image_set), title, feats, pictures=root is not None)
+
+
+@st.cache_resource(show_spinner="Opening the feature file…", max_entries=2)
+def _server_file(path: str, root: str | None, modified_ns: int) -> Data:
+    return _from_feature_file(path, root, Path(path).name)
+
+
+def _server_data() -> Data:
+    path = os.environ[APP_FEATURES_ENV]
+    return _server_file(path, os.environ.get(APP_IMAGES_ENV), Path(path).stat().st_mtime_ns)
+
+
 def _fingerprint(image_set: images.ImageSet) -> str:
     digest = hashlib.sha256()
     for r in image_set.records:
@@ -104,6 +161,8 @@ def current(source: str) -> Data | None:
     """The set chosen in the sidebar; None when it is the uploads and there are none."""
     if source == UPLOADS:
         return st.session_state.get(state.UPLOADED)
+    if source == FILE:
+        return _server_data()
     return _sample(source)
 
 
@@ -114,10 +173,10 @@ def required(source: str, min_images: int = 1) -> Data:
         st.info("No uploads yet: add images on the Home page, or pick a sample set in the sidebar.")
         st.page_link(HOME, label="Go to Home", icon=":material/home:")
         st.stop()
-    if len(chosen.images.ok) < min_images:
+    if chosen.n_usable < min_images:
         st.warning(
             f"{chosen.title}: this page needs at least {counted(min_images, 'usable image')}; "
-            f"the set has {len(chosen.images.ok)}. The Home page lists the files that could not "
+            f"the set has {chosen.n_usable}. The Home page lists the files that could not "
             "be used."
         )
         st.stop()
@@ -148,6 +207,37 @@ def take_uploads(files) -> Data | None:
     return st.session_state.get(state.UPLOADED)
 
 
+def take_feature_file(upload) -> Data | None:
+    """Make an uploaded feature file (``.npz`` or ``.parquet`` from ``featlib extract``) this
+    session's data set, once per file: points and labels, no pictures.
+
+    Args:
+        upload: an ``st.file_uploader`` result, or None.
+
+    Returns:
+        the session's uploaded ``Data``, or None when nothing was uploaded.
+    """
+    if upload is not None and upload.file_id != st.session_state.get(state.FEATURE_FILE_ID):
+        suffix = Path(upload.name).suffix.lower()
+        with tempfile.TemporaryDirectory(prefix="featlib-features-") as folder:
+            path = Path(folder) / f"upload{suffix}"
+            path.write_bytes(upload.getvalue())
+            uploaded = _from_feature_file(str(path), None, f"Your feature file {upload.name}")
+        st.session_state[state.UPLOADED] = uploaded
+        st.session_state[state.FEATURE_FILE_ID] = upload.file_id
+        st.session_state[state.UPLOAD_IDS] = None
+    return st.session_state.get(state.UPLOADED)
+
+
+def feature_file_changed() -> None:
+    """The feature-file uploader's ``on_change``: show the file; when it was removed, forget
+    it."""
+    if st.session_state.get(state.FEATURE_UPLOAD) is not None:
+        st.session_state[state.IMAGES] = UPLOADS
+    else:
+        forget_uploads()
+
+
 def uploads_changed() -> None:
     """The uploader's ``on_change``: show the uploads; when its last file was removed (its ×),
     forget them, as the "Forget my uploads" button does."""
@@ -161,4 +251,5 @@ def forget_uploads() -> None:
     """Drop this session's uploads and go back to the first sample set."""
     st.session_state.pop(state.UPLOADED, None)
     st.session_state.pop(state.UPLOAD_IDS, None)
-    st.session_state[state.IMAGES] = SOURCES[0]
+    st.session_state.pop(state.FEATURE_FILE_ID, None)
+    st.session_state[state.IMAGES] = sources()[0]

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 from streamlit.logger import get_logger
 
 import featlib
@@ -41,6 +42,7 @@ from ui.data import Data, required
 __all__ = [
     "ModelChoice",
     "ModelFile",
+    "Vectors",
     "backbone",
     "block_outputs",
     "channel_hits",
@@ -64,6 +66,7 @@ __all__ = [
     "warm_up_umap",
 ]
 
+_NO_PICTURE = (224, 224, 224)
 _MEMO_SIZE = 4  # pooled features, and sweeps, kept per session
 _LOG = get_logger(__name__)
 _T = TypeVar("_T")
@@ -290,31 +293,64 @@ def pooled_features(bb, data: Data, layer: str, pooling: str, resize_mode: str) 
     return _session_memo(state.FEATURES, key, compute, _MEMO_SIZE)
 
 
-def set_features(bb, choices, min_images: int = 3) -> tuple[Data, featlib.Features, np.ndarray]:
-    """The chosen image set, its pooled features for the chosen layer, and their array.
+@dataclass(frozen=True)
+class Vectors:
+    """The vectors a page works on, with what names and caches them.
 
-    Stops the page with a message when the set has fewer than ``min_images`` usable images.
+    Attributes:
+        data: the data set.
+        feats: its ``featlib.Features`` (for a feature file, the file's).
+        x: float32 array of shape (n_images, n_features), the chosen layer's vectors.
+        bb: the backbone that made them; None for a feature file.
+        key: identifies ``x`` in caches: the set, the model, the layer and how it was pooled.
+        stem: a short name for downloads (the backbone's, or the file's).
+    """
 
-    Returns:
-        ``(data, features, x)`` with ``x`` of shape (n_images, n_features).
+    data: Data
+    feats: featlib.Features
+    x: np.ndarray
+    bb: featlib.Backbone | None
+    key: tuple
+    stem: str
+
+
+def set_features(choices, min_images: int = 3) -> Vectors:
+    """The chosen data set's vectors for the chosen layer: a feature file's own, or the
+    pooled features of the set's images (computed with a progress bar, or from the store).
+
+    Stops the page with a message when the set has fewer than ``min_images`` usable rows.
     """
     images = required(choices.images, min_images=min_images)
+    if images.features is not None:
+        x = images.features.features[choices.layer]
+        return Vectors(images, images.features, x, None, (images.id, choices.layer), "features")
+    bb = backbone(choices.model)
     feats = pooled_features(bb, images, choices.layer, choices.pooling, choices.resize_mode)
-    return images, feats, feats.features[choices.layer]
+    key = (images.id, bb.key, choices.layer, choices.pooling, choices.resize_mode)
+    return Vectors(images, feats, feats.features[choices.layer], bb, key, bb.name)
 
 
-def check_report(bb, data: Data, feats: featlib.Features, layer: str) -> featlib.CheckReport:
-    """``featlib.check_image_set`` of the set's features, computed once per session and set.
+def check_report(v: Vectors) -> featlib.CheckReport:
+    """The checks of a set's vectors, computed once per session and set: with the pictures'
+    quality checks for images, from the vectors alone for a feature file (its pictures, when
+    there are any, are not decoded: 100,000 of them would take minutes).
 
     Thresholds are applied afterwards (``CheckReport.with_thresholds``), so moving a slider
     recomputes nothing.
     """
+    records = v.feats.records
 
     def compute() -> featlib.CheckReport:
-        with st.spinner(f"Checking {len(feats.records)} images…"):
-            return featlib.check_image_set(data.images, feats.records, feats.features[layer])
+        with st.spinner(f"Checking {len(records):,} images…", show_time=True):
+            if v.data.features is None:
+                return featlib.check_image_set(v.data.images, records, v.x)
+            splits = [r.split for r in records]
+            return featlib.check_dataset(
+                [r.sha256 for r in records], [r.label for r in records], v.x,
+                names=[r.name for r in records], splits=splits if any(splits) else None,
+            )  # fmt: skip
 
-    return _session_memo(state.CHECK_REPORTS, (data.id, bb.key, layer, id(feats)), compute, 1)
+    return _session_memo(state.CHECK_REPORTS, (*v.key, id(v.feats)), compute, 1)
 
 
 def sweep_backbone(choice: ModelChoice, bb, data: Data) -> featlib.Backbone:
@@ -438,13 +474,23 @@ def block_outputs(bb: featlib.Backbone) -> list:
     return _layers(bb.key, bb)[1]
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+def _thumbnail(images, record, side: int) -> Image.Image:
+    """A square thumbnail; a grey square when the picture cannot be had (a feature file's
+    picture that is missing or changed: the caption still names the file)."""
+    try:
+        return render.square(images.thumbnail(record, side), side)
+    except featlib.FeatlibError:
+        return Image.new("RGB", (side, side), _NO_PICTURE)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
 def _thumbnails(key: str, shas: tuple[str, ...], side: int, _images, _records) -> list:
-    return [render.square(_images.thumbnail(r, side), side) for r in _records]
+    return [_thumbnail(_images, r, side) for r in _records]
 
 
 def thumbnails(data: Data, records, side: int = 128) -> list:
-    """Square RGB pictures (``PIL.Image``, side x side) of some records, for galleries."""
+    """Square RGB pictures (``PIL.Image``, side x side) of some records, for galleries; made
+    once per set, records and size."""
     records = list(records)
     return _thumbnails(data.id, tuple(r.sha256 for r in records), side, data.images, records)
 

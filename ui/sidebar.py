@@ -21,7 +21,12 @@ from ui.state import url_widget
 __all__ = ["Choices", "layer_label", "sidebar"]
 
 WEIGHTS = (*WEIGHTS_CHOICES, "file")  # the library's choices, and an uploaded file
-_SOURCE_LABELS = {"photos": "Sample: photos", "faces": "Sample: faces", "digits": "Sample: digits"}
+_SOURCE_LABELS = {
+    data.FILE: "Feature file",
+    "photos": "Sample: photos",
+    "faces": "Sample: faces",
+    "digits": "Sample: digits",
+}
 _WEIGHTS_LABELS = {
     "auto": "auto",
     "imagenet": "ImageNet",
@@ -43,15 +48,16 @@ class Choices:
     """What the sidebar picked.
 
     Attributes:
-        images: a sample name or ``"uploads"``.
-        model: the backbone, weights and file to load (``ui.resources.backbone(model)``).
+        images: ``"file"`` (the server's feature file), a sample name or ``"uploads"``.
+        model: the backbone, weights and file to load (``ui.resources.backbone(model)``);
+            None for a feature file.
         layer: a layer name of that backbone (None when it could not be loaded).
         pooling: ``"avg"`` or ``"max"``, for pooled vectors.
         resize_mode: one of ``featlib.images.RESIZE_MODES``.
     """
 
     images: str
-    model: resources.ModelChoice
+    model: resources.ModelChoice | None
     layer: str | None
     pooling: str
     resize_mode: str
@@ -141,21 +147,59 @@ def _layer_ui(bb: featlib.Backbone) -> str:
     )  # fmt: skip
 
 
-def sidebar(needs_model: bool = True) -> Choices:
+def _file_layer_ui(features) -> str:
+    dims = {layer: x.shape[1] for layer, x in features.features.items()}
+    return url_widget(
+        st.selectbox, "Layer", key=state.LAYER, default=next(iter(dims)), options=list(dims),
+        format_func=lambda name: f"{name} — {dims[name]}-d",
+        help="The layers the feature file holds, one pooled vector per image each.",
+    )  # fmt: skip
+
+
+def _needs_pictures_and_model() -> None:
+    st.info(
+        "**This page needs a network.** A feature file brings vectors (and, when the app was "
+        "started with its folder, pictures), not the network that made them: Projections, "
+        "Neighbours and Checks work on it. For this page, pick a sample set or your uploads "
+        "under Images in the sidebar."
+    )
+    with st.container(horizontal=True):
+        st.page_link(
+            "app_pages/projections.py", label="Projections", icon=":material/scatter_plot:"
+        )
+        st.page_link("app_pages/neighbours.py", label="Neighbours", icon=":material/join_inner:")
+        st.page_link("app_pages/checks.py", label="Checks", icon=":material/fact_check:")
+    st.stop()
+
+
+def sidebar(needs_model: bool = True, vectors: bool = False) -> Choices:
     """Draw the shared sidebar and return the choices (the backbone is loaded on the way).
 
     Args:
         needs_model: when the backbone cannot be loaded (no weights, no file yet), the page is
             stopped after the message that says why; with False (the Home page, which needs
             only the images) it goes on, and the choices have ``layer=None``.
+        vectors: the page works on vectors alone (Projections, Neighbours, Checks), so it
+            takes a feature file too: the layer is then one of the file's and ``model`` is
+            None. Other pages that need a model are stopped with a note on a feature file.
     """
     with st.sidebar:
+        options = data.sources()
         source = url_widget(
-            st.selectbox, "Images", key=state.IMAGES, default=data.SOURCES[0],
-            options=data.SOURCES, format_func=lambda s: _SOURCE_LABELS.get(s, "Your uploads"),
-            help="The pictures every page works on: a bundled sample set, or the files you "
-            "upload on the Home page.",
+            st.selectbox, "Images", key=state.IMAGES, default=options[0], options=options,
+            format_func=lambda s: _SOURCE_LABELS.get(s, "Your uploads"),
+            help="The pictures every page works on: the feature file the app was started with, "
+            "a bundled sample set, or the files you upload on the Home page.",
         )  # fmt: skip
+        chosen = data.current(source)
+        if chosen is not None and chosen.features is not None:
+            st.caption("Vectors from a feature file: no network runs on this data set.")
+            layer = _file_layer_ui(chosen.features)
+    if chosen is not None and chosen.features is not None:
+        if needs_model and not vectors:
+            _needs_pictures_and_model()
+        return Choices(source, None, layer, "avg", "stretch")
+    with st.sidebar:
         model = _model_ui()
     bb = _loaded(model)
     if bb is None:

@@ -30,6 +30,7 @@ USE_RANDOM = "use_random"
 
 # Home.
 UPLOADS = "uploads"
+FEATURE_UPLOAD = "feature_upload"
 FORGET_UPLOADS = "forget_uploads"
 
 # Feature maps.
@@ -52,6 +53,7 @@ PERPLEXITY = "perplexity"
 NEIGHBOURS = "neighbours"
 PROJECTION_SEED = "projection_seed"
 PLOT = "plot"
+GALLERY_PAGE = "gallery_page"
 EXPORT_CSV = "export_csv"
 EXPORT_NPZ = "export_npz"
 EXPORT_PROJECTOR = "export_projector"
@@ -89,6 +91,7 @@ MAKE_IMAGE = "make_image"
 # Not widgets: values kept for the session (uploads never leave it).
 UPLOADED = "_uploaded"
 UPLOAD_IDS = "_upload_ids"
+FEATURE_FILE_ID = "_feature_file_id"
 MODEL_FILE = "_model_file"
 FEATURES = "_features"
 STORE_WARNED = "_store_warned"

@@ -1,5 +1,5 @@
-"""The ``featlib`` command: extract features, check a dataset, list backbones and layers, the
-cache, the weights. ``python -m featlib`` is the same.
+"""The ``featlib`` command: extract features, check a dataset, open the app on a feature file,
+list backbones and layers, the cache, the weights. ``python -m featlib`` is the same.
 
 Exit codes: 0 when the command did its work (for ``extract`` and ``check``: enough images were
 usable), 1 when too few images could be used, 2 for bad arguments, options, names and files (an
@@ -25,6 +25,7 @@ import os
 import sys
 
 from featlib.cli.commands import (
+    cmd_app,
     cmd_backbones,
     cmd_cache,
     cmd_check,
@@ -68,6 +69,15 @@ fetch fills the Keras cache ($KERAS_HOME/models, KERAS_HOME defaults to ~/.keras
 offline; FEATLIB_WEIGHTS_URL points downloads at a mirror of Keras' storage. import recognises a
 file by its Keras name (or --backbone NAME) and checks it against Keras' checksum where Keras has
 one, else by loading it."""
+
+
+APP_EXAMPLE = """example:
+  featlib extract big_folder/ --out big.parquet
+  featlib app big.parquet --images big_folder/
+
+Opens the app (http://localhost:8501) with the file's vectors as the data set: every layer in
+the file can be projected, searched and checked, at 100,000 images and more. The paths are
+chosen here, on the server, never typed in the browser."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -206,6 +216,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     ck.add_argument("--out", required=True, help="report file, .html (with thumbnails) or .csv")
     ck.set_defaults(func=cmd_check)
+
+    ap = sub.add_parser(
+        "app",
+        help="the web app on a feature file from featlib extract",
+        epilog=APP_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("features", help="a .npz or .parquet file, or a folder of Parquet shards")
+    ap.add_argument(
+        "--images",
+        default=None,
+        help="the folder (or a ZIP of it) the features were extracted from: its pictures are "
+        "shown by the file's path column; without it, points and labels only",
+    )
+    ap.add_argument("--port", type=_count(1), default=8501)
+    ap.set_defaults(func=cmd_app)
 
     bb = sub.add_parser(
         "backbones",

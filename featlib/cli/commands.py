@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,9 +17,17 @@ from featlib._files import replaced_atomically
 from featlib.errors import FeatlibError
 
 __all__ = [
+    "APP_FEATURES_ENV",
+    "APP_IMAGES_ENV",
     "format_table",
     "write_features",
 ]
+
+
+# How ``featlib app`` hands the app its data set: paths chosen by whoever starts the server,
+# read by ``ui.data``; never typed in the browser.
+APP_FEATURES_ENV = "FEATLIB_APP_FEATURES"
+APP_IMAGES_ENV = "FEATLIB_APP_IMAGES"
 
 
 def format_table(rows: list[list[str]], header: list[str]) -> str:
@@ -432,3 +441,32 @@ def cmd_weights(args) -> int:
     for source, path in zip(sources, paths, strict=True):
         print(f"{source} -> {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
+
+
+def cmd_app(args) -> int:
+    """Start the web app (Streamlit) on a feature file, with the pictures under ``--images``.
+
+    The process becomes Streamlit's server, so Ctrl+C stops it as it stops ``streamlit run``.
+    """
+    from featlib.engine.shards import feature_file_kind
+
+    features = Path(args.features).resolve()
+    feature_file_kind(features)
+    env = dict(os.environ, **{APP_FEATURES_ENV: str(features)})
+    env.pop(APP_IMAGES_ENV, None)
+    if args.images is not None:
+        images = Path(args.images).resolve()
+        if not (images.is_dir() or (images.is_file() and images.suffix.lower() == ".zip")):
+            raise FeatlibError(f"--images must be a folder or a .zip file. Received: {args.images}")
+        env[APP_IMAGES_ENV] = str(images)
+    app = Path(__file__).resolve().parents[2] / "app.py"
+    if not app.is_file():
+        raise FeatlibError(
+            f"the app's files are not beside this featlib ({app} is missing): install featlib "
+            "from its source folder with pip install --editable ."
+        )
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    print(f"featlib app: {features} at http://localhost:{args.port}", flush=True)
+    os.execve(sys.executable, command, env)
+    return 0  # not reached: the process is the server now

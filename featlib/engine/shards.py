@@ -36,6 +36,7 @@ __all__ = [
     "SETTINGS_KEY",
     "done_rows",
     "errors_path",
+    "feature_file_kind",
     "read_features",
     "shard_files",
     "to_features",
@@ -141,6 +142,33 @@ def _latest_rows(table: pa.Table) -> pa.Table:
     return table.take(sorted(last.values()))
 
 
+def feature_file_kind(path: str | os.PathLike) -> str:
+    """What kind of feature file ``path`` is: ``"npz"``, ``"parquet"`` or ``"shards"`` (a
+    folder of Parquet shards, named ``*.parquet`` as ``featlib extract --engine ray`` names it).
+
+    Raises:
+        FeatlibError: it is none of these, or does not exist.
+
+    Example::
+
+        >>> feature_file_kind("features.npz")
+        Traceback (most recent call last):
+        featlib.errors.FeatlibError: features.npz: not found; a feature file is an .npz file, ...
+    """
+    path = Path(path)
+    if path.suffix == ".npz" and path.is_file():
+        return "npz"
+    if path.suffix == ".parquet" and path.is_file():
+        return "parquet"
+    if path.suffix == ".parquet" and path.is_dir():
+        return "shards"
+    why = "not found" if not path.exists() else "not a feature file"
+    raise FeatlibError(
+        f"{path}: {why}; a feature file is an .npz file, a .parquet file or a folder of .parquet "
+        "shards, as featlib extract writes them"
+    )
+
+
 def read_features(out: str | os.PathLike) -> Features:
     """Read what ``featlib extract`` wrote, with either engine.
 
@@ -167,9 +195,10 @@ def read_features(out: str | os.PathLike) -> Features:
         (2, ['features'])
     """
     path = Path(out)
-    if path.suffix == ".npz" and path.is_file():
+    kind = feature_file_kind(path)
+    if kind == "npz":
         table = _read_npz(path)
-    elif path.suffix == ".parquet" and path.is_dir():
+    elif kind == "shards":
         shards = shard_files(path)
         if not shards:
             raise FeatlibError(f"{path}: a folder without Parquet shards. Received: {out}")
@@ -177,11 +206,6 @@ def read_features(out: str | os.PathLike) -> Features:
         table = _latest_rows(
             pa.concat_tables([pq.read_table(s).replace_schema_metadata(None) for s in shards])
         )
-    elif path.suffix == ".parquet" and path.is_file():
-        table = pq.read_table(path)
     else:
-        raise FeatlibError(
-            f"read_features needs an .npz file, a .parquet file or a folder of .parquet shards. "
-            f"Received: {out}"
-        )
+        table = pq.read_table(path)
     return to_features(table, _read_errors(path))

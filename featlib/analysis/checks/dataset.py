@@ -283,7 +283,9 @@ def report_thumbnails(
         max_rows: flagged rows per issue, as given to ``to_html``.
 
     Returns:
-        image index -> JPEG bytes.
+        image index -> JPEG bytes; an image whose picture cannot be had (a feature file's
+        record without its picture, a file changed since) is left out, and the page shows its
+        row without one.
     """
     shown = {
         row[c]
@@ -294,8 +296,12 @@ def report_thumbnails(
     }
     out = {}
     for i in sorted(shown):
+        try:
+            thumbnail = image_set.thumbnail(records[i], side)
+        except FeatlibError:
+            continue
         buf = io.BytesIO()
-        image_set.thumbnail(records[i], side).save(buf, "JPEG", quality=85)
+        thumbnail.save(buf, "JPEG", quality=85)
         out[i] = buf.getvalue()
     return out
 

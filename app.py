@@ -7,19 +7,24 @@ navigation and its error handling.)
 """
 
 import importlib
+import os
 
 import streamlit as st
 
 import featlib
+from featlib.cli.commands import APP_FEATURES_ENV
 
 # An emoji, not a ":material/...:" icon: Streamlit fetches a material page icon from
 # fonts.gstatic.com, which fails offline; an emoji is drawn by the browser itself.
 st.set_page_config(page_title="featlib", page_icon="👁️", layout="wide")
 
-# The pages' shared code imports TensorFlow: ten seconds or more on the first run of a server,
-# which would otherwise show an empty page. Later runs find it loaded and show nothing here.
-with st.spinner("Starting featlib: loading TensorFlow (once per server)…", show_time=True):
-    importlib.import_module("ui.sidebar")
+# The pages need TensorFlow to run a network: ten seconds or more to import on the first run
+# of a server, which would otherwise show an empty page. Later runs find it loaded and show
+# nothing here. A server started on a feature file (featlib app) shows its vectors without it,
+# and loads it only when a page first runs a network.
+if not os.environ.get(APP_FEATURES_ENV):
+    with st.spinner("Starting featlib: loading TensorFlow (once per server)…", show_time=True):
+        importlib.import_module("featlib._tf")
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

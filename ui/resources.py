@@ -26,15 +26,12 @@ from PIL import Image
 from streamlit.logger import get_logger
 
 import featlib
-from featlib import render
+from featlib import extraction, models, render, teaching
 from featlib.analysis.cluster import kmeans_labels
-from featlib.extraction.pipeline import embed_image
 from featlib.extraction.settings import Settings, auto_settings
 from featlib.models import imagenet
 from featlib.models import weights as weights_files
-from featlib.models.backbones import open_backbone
 from featlib.models.weights import ModelFile
-from featlib.teaching import channels
 from featlib.teaching.sweep import sweep_input_size
 from ui import state
 from ui.data import Data, required
@@ -103,9 +100,9 @@ def save_model_file(name: str, data: bytes) -> ModelFile:
     return weights_files.save_model_file(_upload_dir(), name, data)
 
 
-@st.cache_resource(max_entries=6, show_spinner=False)
+@st.cache_resource(max_entries=6, show_spinner="Loading the network…")
 def _load(backbone: str, weights: str, seed: int, preprocessing: str):
-    bb = open_backbone(backbone, weights, seed=seed, preprocessing=preprocessing)
+    bb = models.backbones.open_backbone(backbone, weights, seed=seed, preprocessing=preprocessing)
     _LOG.info("built backbone %s", bb.key)  # once per process and choice: st.cache_resource
     return bb
 
@@ -211,7 +208,7 @@ def embedded(bb, layer: str, pooling: str, resize_mode: str, name: str, data: by
         ``(image, vector)``: what the network received, and the pooled vector.
     """
     with st.spinner(f"Running {name} through {bb.name}…", show_time=True):
-        return embed_image(
+        return extraction.pipeline.embed_image(
             data, name, bb, layer, pooling=pooling, resize_mode=resize_mode,
             extractor=extractor(bb, (layer,), pooling),
         )  # fmt: skip
@@ -392,7 +389,7 @@ def channel_hits(bb, data: Data, layer: str, channel: int, resize_mode: str):
 
     def compute():
         bar, update = _progress_bar(f"every channel of {layer}")
-        scan = channels.scan_layer(
+        scan = teaching.channels.scan_layer(
             bb, data.images, layer, resize_mode=resize_mode, extractor=maps, progress=update,
             batch_size=min(16, maps.batch_size),
         )  # fmt: skip
@@ -401,7 +398,7 @@ def channel_hits(bb, data: Data, layer: str, channel: int, resize_mode: str):
 
     # One scan per session: the maps of a layer can take a few hundred MB.
     scan = _session_memo(state.CHANNEL_SCANS, (data.id, bb.key, layer, resize_mode), compute, 1)
-    return channels.channel_hits(scan, channel, data.images, k=8, extractor=maps)
+    return teaching.channels.channel_hits(scan, channel, data.images, k=8, extractor=maps)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -412,7 +409,7 @@ def _at_size(backbone: str, weights: str, seed: int, side: int) -> featlib.Backb
 @st.cache_data(max_entries=16, show_spinner=False)
 def _maximized(key: str, layer: str, channel: int, settings: tuple, _bb):
     steps, step_size, jitter, tv_weight = settings
-    return channels.maximize_channel(
+    return teaching.channels.maximize_channel(
         _bb, layer, channel, steps=steps, step_size=step_size, jitter=jitter, tv_weight=tv_weight
     )
 

@@ -382,14 +382,11 @@ def pictures_for(
         found = [r.sha256 in blobs for r in records]
         paths = {}
     elif where.is_dir():
-        top = where.resolve()
-        blobs, found, paths = {}, [], {}
-        for r in records:
-            path = top / r.name
-            inside = not Path(r.name).is_absolute() and ".." not in Path(r.name).parts
-            found.append(inside and path.is_file())
-            if found[-1]:
-                paths[r] = path
+        top = str(where.resolve())
+        present = _files_below(top)  # one walk: faster than a stat per record at 100,000
+        found = [r.name in present for r in records]
+        blobs = {}
+        paths = {r: os.path.join(top, r.name) for r, ok in zip(records, found, strict=True) if ok}
     else:
         raise SourceError(f"{root}: the pictures must be a folder or a .zip file")
     records = [
@@ -397,3 +394,14 @@ def pictures_for(
         for r, ok in zip(records, found, strict=True)
     ]
     return ImageSet(records, blobs, paths, limits)
+
+
+def _files_below(top: str) -> set[str]:
+    """Paths, relative to ``top`` with "/" separators, of the files below it (links to files
+    included, as ``open`` follows them; link loops and unreadable folders skipped)."""
+    present = set()
+    for folder, _, files in os.walk(top):
+        relative = os.path.relpath(folder, top).replace(os.sep, "/")
+        prefix = "" if relative == "." else relative + "/"
+        present.update(prefix + name for name in files)
+    return present

@@ -13,7 +13,6 @@ from ui.explain import explain
 from ui.sidebar import sidebar
 from ui.state import url_widget
 
-METHOD_LABELS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 COLOUR_BY = {"label": "label", "cluster": "k-means cluster", "prediction": "ImageNet prediction"}
 GALLERY_SIZE = 48
 
@@ -23,7 +22,7 @@ def projection_ui(n_images: int, predictions: bool) -> dict:
     cols = st.columns([2, 1, 2.6, 1.6])
     method = url_widget(
         cols[0].radio, "Method", key=state.METHOD, default="pca", options=list(METHODS),
-        format_func=METHOD_LABELS.get, horizontal=True,
+        format_func=resources.METHOD_NAMES.get, horizontal=True,
         help="PCA: a linear view, fast, keeps large distances. t-SNE and UMAP: non-linear, "
         "keep neighbourhoods (clusters), slower (UMAP's first run compiles for ~20 s).",
     )  # fmt: skip

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from featlib import images
@@ -131,7 +132,11 @@ def _from_feature_file(path: str, root: str | None, name: str) -> Data:
     feats = dataclasses.replace(feats, records=image_set.records)
     layers = ", ".join(f"{layer} ({x.shape[1]}-d)" for layer, x in feats.features.items())
     title = f"{name}: {counted(len(feats.records), 'vector')} of {layers}"
-    return Data(image_set, _fingerprint(image_set), title, feats, pictures=root is not None)
+    digest = hashlib.sha256(_fingerprint(image_set).encode())
+    for layer, x in feats.features.items():  # a file made again with other vectors is another set
+        digest.update(repr((layer, x.shape)).encode())
+        digest.update(np.ascontiguousarray(x[:: max(1, len(x) // 1000)]).tobytes())
+    return Data(image_set, digest.hexdigest(), title, feats, pictures=root is not None)
 
 
 @st.cache_resource(show_spinner="Opening the feature file…", max_entries=2)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import threading
 import time
@@ -37,6 +38,7 @@ from ui import state
 from ui.data import Data, required
 
 __all__ = [
+    "METHOD_NAMES",
     "ModelChoice",
     "ModelFile",
     "Vectors",
@@ -64,6 +66,7 @@ __all__ = [
 ]
 
 _NO_PICTURE = (224, 224, 224)
+METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}  # as people write them
 _MEMO_SIZE = 4  # pooled features, and sweeps, kept per session
 _LOG = get_logger(__name__)
 _T = TypeVar("_T")
@@ -433,20 +436,35 @@ def warm_up_umap() -> threading.Thread:
     return thread
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def _projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, neighbours, _x):
-    return featlib.project(
-        _x, method=method, n_components=dims, random_state=seed, perplexity=perplexity,
-        n_neighbors=neighbours,
-    )  # fmt: skip
+    """The projection from the feature store when it is there (a second visit, or another
+    server on the same store), else computed with a progress bar and stored."""
+    name = json.dumps(["projection", repr(key), method, dims, seed, perplexity, neighbours])
+    store = _store()
+    embedding, quality = store.get(name + "/embedding"), store.get(name + "/quality")
+    if embedding is not None and quality is not None:
+        figures = json.loads(quality.tobytes().decode())
+        return featlib.Projection(embedding, method, figures["params"], figures["quality"])
+    what = f"{METHOD_NAMES[method]} of {len(_x):,} images to {dims}-D"
+    with st.spinner(f"Projecting: {what}…", show_time=True):
+        projection = featlib.project(
+            _x, method=method, n_components=dims, random_state=seed, perplexity=perplexity,
+            n_neighbors=neighbours,
+        )  # fmt: skip
+    figures = json.dumps(
+        {"params": projection.params, "quality": projection.quality},
+        default=lambda value: value.item(),  # numpy numbers
+    )
+    store.put(name + "/embedding", projection.embedding)
+    store.put(name + "/quality", np.frombuffer(figures.encode(), dtype=np.uint8))
+    return projection
 
 
 def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, neighbours: int, x):
-    """``featlib.analysis.projection.project`` of the features ``x`` (identified by ``key``),
-    cached, under a spinner that counts the seconds (t-SNE and UMAP take a while on large sets)."""
-    what = f"{method.upper()} of {len(x):,} images to {dims}-D"
-    with st.spinner(f"Projecting: {what}…", show_time=True):
-        return _projection(key, method, dims, seed, perplexity, neighbours, x)
+    """``featlib.analysis.projection.project`` of the features ``x`` (identified by ``key``):
+    kept in this process and in the feature store, so that a second visit is instant."""
+    return _projection(key, method, dims, seed, perplexity, neighbours, x)
 
 
 @st.cache_data(max_entries=16, show_spinner="Clustering…")

@@ -4,7 +4,9 @@ conftest.py."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +107,32 @@ def offline(tmp_path, monkeypatch):
     st.config.set_option("client.showErrorDetails", "full")
     yield
     st.config.set_option("client.showErrorDetails", shown)
+
+
+@pytest.fixture
+def feature_file(tmp_path, monkeypatch):
+    """The app as ``featlib app FEATURES --images ROOT`` starts it: 120 made-up 32-d vectors of
+    4 classes with their pictures, one picture deleted after extraction. Yields ``(feature
+    file, images folder)``."""
+    from featlib.cli.commands import APP_FEATURES_ENV, APP_IMAGES_ENV
+    from tests.system.feature_sets import write_feature_set
+
+    path, root = write_feature_set(tmp_path / "set", 120, dim=32, n_classes=4, side=16)
+    (root / "class_03" / "000119.png").unlink()
+    monkeypatch.setenv(APP_FEATURES_ENV, str(path))
+    monkeypatch.setenv(APP_IMAGES_ENV, str(root))
+    return path, root
+
+
+def _plotly_array(value) -> np.ndarray:
+    """An array of a plotly figure's JSON: a list, or a typed array ``{"dtype", "bdata"}``."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
+def plotted_rows(at: AppTest) -> dict[str, list[int]]:
+    """The first plotly chart's traces: trace name -> the row indices of its points (its
+    ``customdata``), as the browser receives them."""
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return {t["name"]: _plotly_array(t["customdata"]).astype(int).tolist() for t in figure["data"]}

@@ -12,7 +12,7 @@ from PIL import Image, ImageOps
 
 import featlib
 from featlib.analysis.checks.issues import TITLES
-from tests.app.helpers import CHECKS, SMALL, app, png, texts
+from tests.app.helpers import CHECKS, FEATURE_MAPS, MODEL, SMALL, TEACHING, app, png, texts
 from ui import state
 
 
@@ -205,3 +205,20 @@ def test_gallery_names_wrap_between_words_not_inside_them():
     assert shown.split("\u200b") == ["hubble_", "deep_", "field", ".png"]
     long = breakable("a" * 30 + "_" + "b" * 30 + ".jpg")
     assert "…" in long and len(long.replace("\u200b", "")) == 40
+
+
+def test_checks_of_a_feature_file_use_its_vectors_only(feature_file):
+    at = app(CHECKS)
+    table = summary(at)
+    for computed in ("near_duplicates", "outliers", "label_issues"):
+        assert not table.loc[TITLES[computed], "meaning"].startswith("not checked")
+    assert table.loc[TITLES["blurry"], "meaning"].startswith("not checked")  # no pixels decoded
+    assert table.loc[TITLES["exact_duplicates"], "images"] == "0"
+    assert "Report as CSV" in {b.label for b in at.get("download_button")}
+
+
+@pytest.mark.parametrize("page", [FEATURE_MAPS, TEACHING, MODEL])
+def test_pages_that_run_a_network_say_so_on_a_feature_file(feature_file, page):
+    at = app(page)
+    assert "This page needs a network" in texts(at.info)
+    assert not at.get("plotly_chart") and not at.get("image")

@@ -12,12 +12,16 @@ from featlib.images.decode import RESIZE_MODES
 from featlib.models.registry import WEIGHTS_CHOICES
 from tests.app.helpers import (
     FEATURE_MAPS,
+    HOME,
+    PROJECTIONS,
     app,
     image_counts,
+    plotted_rows,
     png,
     texts,
 )
-from ui import state
+from tests.system.feature_sets import LAYER, write_feature_set
+from ui import data, state
 
 
 def test_ui_state_imports_no_tensorflow():
@@ -99,3 +103,43 @@ def test_uploaded_model_file_that_is_not_a_model():
     at.run()
     assert not at.exception
     assert "bad.keras" in texts(at.error)
+
+
+def test_home_on_a_feature_file_with_its_pictures(feature_file):
+    at = app(HOME)
+    assert at.selectbox(key=state.IMAGES).value == data.FILE  # the server's file comes first
+    assert at.selectbox(key=state.IMAGES).options[0] == "Feature file"
+    assert at.selectbox(key=state.LAYER).value == LAYER
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Vectors": "120", "Layers": "1", "Labels": "4", "Without picture": "1"}
+    assert image_counts(at) == [60]
+    assert "features.parquet: 120 vectors of embedding (32-d)" in texts(at.subheader)
+    assert "Backbone" not in [s.label for s in at.sidebar.selectbox]  # no network runs here
+
+
+def test_home_on_a_feature_file_without_its_pictures(feature_file, monkeypatch):
+    from featlib.cli.commands import APP_IMAGES_ENV
+
+    monkeypatch.delenv(APP_IMAGES_ENV)
+    at = app(HOME)
+    assert {m.label: m.value for m in at.metric}["Without picture"] == "all"
+    assert data.NO_PICTURES in texts(at.info)
+    assert image_counts(at) == []
+
+
+def test_home_takes_an_uploaded_feature_file(tmp_path):
+    path, _ = write_feature_set(tmp_path / "set", 30, dim=8, n_classes=3, suffix=".npz")
+    at = app(HOME)
+    at.file_uploader(key=state.FEATURE_UPLOAD).set_value(
+        ("mine.npz", path.read_bytes(), "application/octet-stream")
+    ).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key=state.IMAGES).value == "uploads"
+    assert "Your feature file mine.npz: 30 vectors of features (8-d)" in texts(at.subheader)
+    assert {m.label: m.value for m in at.metric}["Vectors"] == "30"
+    assert data.NO_PICTURES in texts(at.info)
+    at.switch_page(PROJECTIONS).run()
+    assert not at.exception, at.exception
+    rows = plotted_rows(at)
+    assert sorted(rows) == ["class_00", "class_01", "class_02"]
+    assert sorted(i for points in rows.values() for i in points) == list(range(30))

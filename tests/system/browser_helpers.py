@@ -25,8 +25,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 __all__ = [
-    "CHROMIUM", "Server", "browser_page", "choose", "drawn", "encode_png", "launch", "only_local",
-    "png", "serve", "settled",
+    "CHROMIUM", "Server", "box_around", "browser_page", "choose", "drawn", "drawn_webgl",
+    "encode_png", "launch", "only_local", "png", "point_at", "select_box", "selected_rows",
+    "serve", "settled",
 ]  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +42,30 @@ _PLOT_SHOWS = """([points, legend]) => {
     const names = [...document.querySelectorAll('.js-plotly-plot .legend .legendtext')]
         .map((entry) => entry.textContent);
     return count === points && (legend === null || names.join('\\n') === legend.join('\\n'));
+}"""
+_WEBGL_SHOWS = """(points) => {
+    const plot = document.querySelector('.js-plotly-plot');
+    if (!plot || !plot._fullData || !plot.querySelector('.gl-container canvas')) return false;
+    return plot._fullData.reduce((sum, trace) => sum + trace.x.length, 0) === points;
+}"""
+# Screen positions of every point of the first plot, with its row (customdata).
+_POSITIONS = """() => {
+    const plot = document.querySelector('.js-plotly-plot');
+    const area = plot.querySelector('.nsewdrag').getBoundingClientRect();
+    const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
+    const out = [];
+    for (const trace of plot._fullData) {
+        for (let k = 0; k < trace.x.length; k++) {
+            out.push([trace.customdata[k], area.left + xa.l2p(trace.x[k]),
+                      area.top + ya.l2p(trace.y[k])]);
+        }
+    }
+    return out;
+}"""
+_SELECTED = """() => {
+    const plot = document.querySelector('.js-plotly-plot');
+    return plot._fullData.flatMap((trace) =>
+        Array.from(trace.selectedpoints || [], (k) => trace.customdata[k]));
 }"""
 _PAINTED = "() => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)))"
 
@@ -67,12 +92,15 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(tmp_path_factory, *options: str):
+def serve(tmp_path_factory, *options: str, app_args: list[str] | None = None, store=None):
     """``streamlit run app.py`` on a free local port, offline, with an empty feature store.
 
     Args:
-        tmp_path_factory: pytest's, for the store and the log.
+        tmp_path_factory: pytest's (or anything with its ``mktemp``), for the store and the log.
         *options: more command-line options, e.g. ``"--logger.level", "info"``.
+        app_args: start the server as a user does with ``featlib app`` instead, with these
+            arguments (``[FEATURES, "--images", ROOT]``); ``options`` are then not used.
+        store: the feature store's folder, to share one between servers; a new one when None.
 
     Yields:
         a ``Server``; it is stopped on exit.
@@ -81,13 +109,15 @@ def serve(tmp_path_factory, *options: str):
     env = {
         **os.environ,
         "FEATLIB_OFFLINE": "1",
-        "FEATLIB_CACHE_DIR": str(tmp_path_factory.mktemp("store")),
+        "FEATLIB_CACHE_DIR": str(store or tmp_path_factory.mktemp("store")),
     }
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
         "--server.port", str(port), "--server.fileWatcherType", "none", "--server.headless", "true",
         *options,
     ]  # fmt: skip
+    if app_args is not None:
+        command = [sys.executable, "-m", "featlib", "app", *app_args, "--port", str(port)]
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -218,3 +248,47 @@ def png(seed: int) -> bytes:
     y, x = np.mgrid[0:96, 0:128]
     rng = np.random.default_rng(seed)
     return encode_png(np.stack([x * 2, y * 2, rng.integers(0, 255, x.shape)], -1).astype(np.uint8))
+
+
+def drawn_webgl(page, points: int) -> float:
+    """``drawn`` for a WebGL chart (``go.Scattergl``, used above 5,000 points): wait until the
+    first plot holds ``points`` points on its canvas and the browser has painted; return the
+    seconds from the call."""
+    start = time.perf_counter()
+    page.wait_for_function(_WEBGL_SHOWS, arg=points, polling=50)
+    page.evaluate(_PAINTED)
+    return time.perf_counter() - start
+
+
+def point_at(page, row: int) -> tuple[float, float]:
+    """Where on the screen the first plot draws the point of ``row`` (its customdata)."""
+    for r, x, y in page.evaluate(_POSITIONS):
+        if r == row:
+            return x, y
+    raise AssertionError(f"row {row} is not plotted")
+
+
+def box_around(page, row: int, count: int) -> tuple[float, float, float, float]:
+    """The smallest screen square centred on the point of ``row`` that holds ``count`` points,
+    as ``(left, top, right, bottom)``; ``selected_rows`` says which points plotly took."""
+    positions = page.evaluate(_POSITIONS)
+    cx, cy = point_at(page, row)
+    reach = sorted(max(abs(x - cx), abs(y - cy)) for _, x, y in positions)[count - 1] + 0.5
+    return cx - reach, cy - reach, cx + reach, cy + reach
+
+
+def selected_rows(page) -> list[int]:
+    """The rows (customdata) of the points plotly shows as selected in the first plot."""
+    return sorted(page.evaluate(_SELECTED))
+
+
+def select_box(page, corners: tuple[float, float, float, float]) -> None:
+    """Draw a box selection on the first plot with the mouse (its "Box Select" tool)."""
+    left, top, right, bottom = corners
+    page.hover(".js-plotly-plot")
+    page.locator(".js-plotly-plot .modebar-btn[data-val=select]").first.click()
+    page.mouse.move(left, top)
+    page.mouse.down()
+    page.mouse.move((left + right) / 2, (top + bottom) / 2, steps=5)
+    page.mouse.move(right, bottom, steps=5)
+    page.mouse.up()

@@ -67,18 +67,24 @@ def scatter(
             f"Received: embedding {embedding.shape}, {len(color)} colors, {len(names)} names, "
             f"{len(labels)} labels"
         )
-    categories = _category_names(color)
+    categories = np.array(_category_names(color), dtype=object)
     order = sorted(set(categories), key=lambda c: (c == NO_LABEL, _natural(c)))
     qualitative = plotly.colors.qualitative
     palette = qualitative.Plotly if len(order) <= 10 else qualitative.Alphabet
     label_text = _category_names(labels)
-    hover = [f"<b>{n}</b><br>label: {t}" for n, t in zip(names, label_text, strict=True)]
+    # Hover names the image and, when the colour is not the label, its label: the legend entry
+    # (the trace's name) is shown beside it. At 100,000 points every character counts.
+    same = label_text == categories.tolist()
+    hover = np.array(
+        names if same else [f"{n}<br>label: {t}" for n, t in zip(names, label_text, strict=True)],
+        dtype=object,
+    )
     traces = []
     for i, category in enumerate(order):
-        rows = np.array([j for j, c in enumerate(categories) if c == category])
+        rows = np.flatnonzero(categories == category)
         common = dict(
-            name=category, mode="markers", customdata=rows, hovertext=[hover[j] for j in rows],
-            hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
+            name=category, mode="markers", customdata=rows, hovertext=hover[rows].tolist(),
+            hovertemplate="<b>%{hovertext}</b><extra>%{fullData.name}</extra>",
         )  # fmt: skip
         colour = palette[i % len(palette)]
         if dims == 3:

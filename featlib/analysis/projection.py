@@ -25,6 +25,7 @@ import math
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,14 @@ _QUALITY_NEIGHBORS = 10
 # Rows of the matrix processed at once on the chunked PCA path (about 64 MB of float32).
 _CHUNK_FLOATS = 16_000_000
 _UMAP_IMPORT_LOCK = threading.Lock()
+# openTSNE's FFT gradient pays off above this many points (openTSNE's own "auto" rule).
+_FFT_ABOVE = 10_000
+# umap-learn computes all distances below this many points, and runs NN-descent from it on.
+_UMAP_EXACT_BELOW = 4_096
+# t-SNE iterations between two progress reports.
+_TSNE_REPORT_EVERY = 25
+
+Progress = Callable[[int, int, str], object]
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ def project(
     min_dist: float = 0.1,
     normalize: bool = True,
     max_dense_size: int = 50_000_000,
+    pca_dims: int | None = 50,
+    progress: Progress | None = None,
 ) -> Projection:
     """Project feature vectors to 2 or 3 dimensions.
 
@@ -94,14 +105,26 @@ def project(
             cosine similarity. Turn off to project the raw vectors.
         max_dense_size: PCA only; above this many values (n_samples * n_features) PCA runs
             in row chunks with a randomized solver, so memory stays near the input's own
-            size (20,000 x 25,088 works).
+            size (20,000 x 25,088 works). The same rule picks the solver for ``pca_dims``.
+        pca_dims: t-SNE and UMAP only: first reduce the (normalised) vectors to this many
+            dimensions with PCA, when they have more dimensions and more rows than that. The
+            usual practice (openTSNE's and UMAP's documentation): it keeps the structure and
+            removes most of the neighbour search's time. None projects the vectors as they are.
+        progress: called as ``progress(done, total, stage)`` while the projection runs, with
+            ``done`` never decreasing and the last call ``(total, total, "done")``; ``stage``
+            is "start", "pca", "neighbours" (the neighbour graph is built), "exaggeration" and
+            "optimisation" (t-SNE, every 25 iterations; a step per iteration) or "done".
+            UMAP reports its neighbour graph separately from 4,096 points on (below, umap-learn
+            builds it inside its fit, which is then one step); it has no iteration callback.
+            Called on the caller's thread, so a page can draw a progress bar from it.
 
     Returns:
         :class:`Projection` with ``embedding`` of shape (n_samples, n_components).
 
     Raises:
         FeatlibError: an unknown method, n_components not 2 or 3, fewer than 3 samples,
-            features that are not 2-D or not finite.
+            features that are not 2-D or not finite, pca_dims not None or an integer of at
+            least n_components, progress not callable.
 
     Example::
 
@@ -121,6 +144,17 @@ def project(
         raise FeatlibError(f"n_neighbors must be an integer. Received: {n_neighbors!r}")
     if n_neighbors < 2:
         raise FeatlibError(f"n_neighbors must be at least 2. Received: {n_neighbors}")
+    if pca_dims is not None and (
+        isinstance(pca_dims, bool)
+        or not isinstance(pca_dims, (int, np.integer))
+        or pca_dims < n_components
+    ):
+        raise FeatlibError(
+            f"pca_dims must be None or an integer of at least n_components={n_components}. "
+            f"Received: pca_dims={pca_dims!r}"
+        )
+    if progress is not None and not callable(progress):
+        raise FeatlibError(f"progress must be a callable or None. Received: {progress!r}")
     x = as_features(features, min_samples=3)
     n, d = x.shape
     params: dict[str, Any] = {
@@ -129,31 +163,71 @@ def project(
         "normalize": normalize,
     }
     quality: dict[str, Any] = {}
+    report = _Reporter(progress)
     if method == "pca":
         if d < n_components:
             raise FeatlibError(
                 f"PCA to {n_components} components needs at least {n_components} features. "
                 f"Received: n_features={d}"
             )
-        if n * d > max_dense_size:
-            embedding, ratio = _pca_chunked(x, n_components, normalize, random_state)
-            params["svd_solver"] = "chunked-randomized"
-        else:
-            pca = PCA(n_components=n_components, random_state=random_state)
-            embedding = pca.fit_transform(l2_normalize(x) if normalize else x)
-            ratio = pca.explained_variance_ratio_
-            params["svd_solver"] = "auto"
+        report.total = 1
+        report(0, "start")
+        embedding, ratio, params["svd_solver"] = _pca(
+            x, n_components, normalize, random_state, max_dense_size
+        )
         quality["explained_variance_ratio"] = [float(r) for r in ratio]
         quality["explained_variance_total"] = float(np.sum(ratio))
     else:
-        data = l2_normalize(x) if normalize else x
-        if method == "tsne":
-            embedding = _tsne(data, n_components, perplexity, random_state, params)
+        reduce = pca_dims is not None and d > pca_dims and n > pca_dims
+        params["pca_dims"] = int(pca_dims) if reduce else None
+        report.total = int(reduce) + (
+            _tsne_steps() if method == "tsne" else 1 + int(n >= _UMAP_EXACT_BELOW)
+        )
+        report(0, "start")
+        if reduce:
+            data, _, _ = _pca(x, int(pca_dims), normalize, random_state, max_dense_size)
+            report(1, "pca")
         else:
-            embedding = _umap(data, n_components, n_neighbors, min_dist, random_state, params)
+            data = l2_normalize(x) if normalize else x
+        # C order: openTSNE's result for the same seed changes with the memory layout.
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        if method == "tsne":
+            embedding = _tsne(data, n_components, perplexity, random_state, params, report)
+        else:
+            embedding = _umap(
+                data, n_components, n_neighbors, min_dist, random_state, params, report
+            )
     embedding = np.ascontiguousarray(embedding, dtype=np.float32)
     quality.update(_quality(x, embedding, normalize, random_state))
+    report(report.total, "done")
     return Projection(embedding=embedding, method=method, params=params, quality=quality)
+
+
+class _Reporter:
+    """Calls ``progress(done, total, stage)`` when there is a ``progress``, and remembers the
+    last ``done`` so that each stage can count on from it."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.total = 1
+        self.done = 0
+
+    def __call__(self, done: int, stage: str) -> None:
+        self.done = done
+        if self.progress is not None:
+            self.progress(done, self.total, stage)
+
+
+def _pca(x, n_components, normalize, random_state, max_dense_size):
+    """PCA to ``n_components``: ``(embedding, explained variance ratio, solver name)``; in row
+    chunks above ``max_dense_size`` values, else scikit-learn's PCA on the (normalised) copy."""
+    n, d = x.shape
+    if n * d > max_dense_size:
+        embedding, ratio = _pca_chunked(x, n_components, normalize, random_state)
+        return embedding, ratio, "chunked-randomized"
+    pca = PCA(n_components=n_components, random_state=random_state)
+    embedding = pca.fit_transform(l2_normalize(x) if normalize else x)
+    return embedding, pca.explained_variance_ratio_, "auto"
 
 
 def _is_number(value) -> bool:
@@ -213,18 +287,63 @@ def _pca_chunked(x: np.ndarray, n_components: int, normalize: bool, random_state
     return times(components.T), ratio
 
 
-def _tsne(x, n_components, perplexity, random_state, params):
+def _tsne_phases() -> list[tuple[str, int]]:
+    """openTSNE's two optimisation phases and their iterations, as ``TSNE.fit`` runs them."""
+    import openTSNE
+
+    defaults = openTSNE.TSNE()
+    return [("exaggeration", defaults.early_exaggeration_iter), ("optimisation", defaults.n_iter)]
+
+
+def _tsne_steps() -> int:
+    """Progress steps of a t-SNE run: the neighbour graph, then one per iteration."""
+    return 1 + sum(iterations for _, iterations in _tsne_phases())
+
+
+class _TSNEProgress:
+    """openTSNE callback: ``optimization_about_to_start`` opens each of the two phases (the
+    first one once the affinities and the initial layout exist), ``__call__`` runs every
+    ``_TSNE_REPORT_EVERY`` iterations. Returning False lets the optimisation go on."""
+
+    def __init__(self, report: _Reporter, phases: list[tuple[str, int]]) -> None:
+        self.report = report
+        self.phases = phases
+        self.phase = -1
+        self.start = report.done
+
+    def optimization_about_to_start(self) -> None:
+        if self.phase < 0:
+            self.start += 1
+            self.report(self.start, "neighbours")
+        else:
+            self.start += self.phases[self.phase][1]
+        self.phase += 1
+
+    def __call__(self, iteration: int, error: float, embedding) -> bool:
+        self.report(self.start + iteration, self.phases[self.phase][0])
+        return False
+
+
+def _tsne(x, n_components, perplexity, random_state, params, report):
     import openTSNE
 
     n = x.shape[0]
     effective = min(float(perplexity), (n - 1) / 3)
-    # openTSNE's FFT gradient exists for 1-D and 2-D only.
-    gradient = "bh" if n_components == 3 else "auto"
+    # openTSNE's "auto" rule, made explicit so that params say which ran; its FFT gradient
+    # (linear in n) exists for 1-D and 2-D only, Barnes-Hut (n log n) is quicker below 10,000.
+    gradient = "fft" if n > _FFT_ABOVE and n_components <= 2 else "bh"
     params.update(perplexity=effective, negative_gradient_method=gradient)
+    # A list, not a bare callable: openTSNE calls optimization_about_to_start only then. No
+    # callback without a progress: openTSNE then skips computing the KL divergence.
+    callbacks = [_TSNEProgress(report, _tsne_phases())] if report.progress is not None else None
     tsne = openTSNE.TSNE(
         n_components=n_components,
         perplexity=effective,
         negative_gradient_method=gradient,
+        # openTSNE's "auto": exact neighbours below 1,000 points, Annoy (seeded) above.
+        neighbors="auto",
+        callbacks=callbacks,
+        callbacks_every_iters=_TSNE_REPORT_EVERY,
         random_state=random_state,
         n_jobs=-1,
     )
@@ -252,18 +371,32 @@ def _umap_class():
     return umap.UMAP
 
 
-def _umap(x, n_components, n_neighbors, min_dist, random_state, params):
+def _umap(x, n_components, n_neighbors, min_dist, random_state, params, report=None):
     n = x.shape[0]
     effective = max(2, min(int(n_neighbors), n - 1))
     # UMAP's spectral initialisation needs more points than dimensions + 1.
     init = "spectral" if n > n_components + 1 else "random"
     params.update(n_neighbors=effective, min_dist=float(min_dist), init=init)
-    model = _umap_class()(
+    umap_class = _umap_class()
+    knn = (None, None, None)
+    if n >= _UMAP_EXACT_BELOW:
+        # The neighbour graph as umap-learn would build it (NN-descent, seeded, one thread),
+        # through its documented precomputed_knn, so that progress can report it done.
+        from sklearn.utils import check_random_state
+        from umap.umap_ import nearest_neighbors
+
+        knn = nearest_neighbors(
+            x, effective, "euclidean", {}, False, check_random_state(random_state), n_jobs=1
+        )
+        if report is not None:
+            report(report.done + 1, "neighbours")
+    model = umap_class(
         n_components=n_components,
         n_neighbors=effective,
         min_dist=min_dist,
         init=init,
         random_state=random_state,
+        precomputed_knn=knn,
     )
     with warnings.catch_warnings():
         # "n_jobs value 1 overridden to 1 by setting random_state": expected, seeded runs

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from featlib.analysis import neighbors
-from featlib.analysis.neighbors import nearest, nearest_all, order_by_label, similarity_matrix
+from featlib.analysis.neighbors import (
+    NeighborIndex,
+    label_mean_similarity,
+    near_pairs,
+    nearest,
+    nearest_all,
+    order_by_label,
+    similarity_matrix,
+)
 from featlib.errors import FeatlibError
 
 
@@ -95,6 +103,154 @@ def test_order_by_label_is_stable_with_none_last():
     assert order_by_label([]).shape == (0,)
 
 
+def _with_near_copies(n=37, d=8, seed=0):
+    """Random rows plus a few planted near copies (similarity close to 1) and an exact one."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    for src, dst in [(0, 5), (3, 20), (11, 36), (20, 21)]:
+        x[dst] = x[src] + 0.05 * rng.normal(size=d).astype(np.float32)
+    x[30] = 2 * x[7]
+    return x
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("k", [1, 5, 39])
+def test_neighbor_index_matches_nearest(seed, k):
+    x = _features(seed=seed)
+    index = NeighborIndex(x)
+    for row in (0, 17, 39):
+        for got, want in zip(index.query_row(row, k), nearest(x, row, k=k), strict=True):
+            np.testing.assert_allclose(got, want, atol=1e-6)
+        vector = x[row] * 3 + 0.1
+        want = nearest(x, vector, k=k)
+        got = index.query(vector, k)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_allclose(got[1], want[1], atol=1e-6)
+        assert got[0].dtype == np.int64 and got[1].dtype == np.float32
+
+
+def test_neighbor_index_ties_in_index_order_like_a_stable_sort():
+    x = _features(n=20)
+    x[[4, 9, 13]] = x[2]  # four identical rows: the best three tie with the query row
+    x[6] = 0
+    idx, scores = NeighborIndex(x).query_row(2, k=3)
+    np.testing.assert_array_equal(idx, [4, 9, 13])
+    np.testing.assert_allclose(scores, 1, atol=1e-6)
+    np.testing.assert_array_equal(idx, nearest(x, 2, k=3)[0])
+    # A zero query is similar to nothing: every score 0, so the answer is the first rows.
+    idx, scores = NeighborIndex(x).query(np.zeros(12), k=4, exclude=1)
+    np.testing.assert_array_equal(idx, [0, 2, 3, 4])
+    assert (scores == 0).all()
+
+
+def test_neighbor_index_vectors_rebuild_the_same_index():
+    x = _features()
+    x[5] = 0
+    index = NeighborIndex(x)
+    v = index.vectors
+    assert v.dtype == np.float32 and v.flags.c_contiguous and v.shape == x.shape
+    np.testing.assert_allclose(
+        np.linalg.norm(v, axis=1), np.where(np.arange(40) == 5, 0, 1), atol=1e-6
+    )
+    again = NeighborIndex.from_normalized(v.copy())
+    for row in (0, 5, -1):
+        for got, want in zip(again.query_row(row, 7), index.query_row(row, 7), strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert len(again) == 40
+
+
+def test_neighbor_index_exclude_and_clipping():
+    x = _features(n=6)
+    index = NeighborIndex(x)
+    idx, _ = index.query(x[2], k=10, exclude=2)
+    assert idx.shape == (5,) and 2 not in idx
+    idx, scores = index.query(x[2], k=10)
+    assert idx.shape == (6,) and idx[0] == 2 and scores[0] == pytest.approx(1, abs=1e-6)
+    assert index.query(x[2], k=1, exclude=-4)[0][0] != 2  # -4 counts from the end: row 2
+
+
+def _reference_pairs(x, threshold):
+    sims = np.triu(similarity_matrix(x).astype(np.float64), k=1)
+    i, j = np.nonzero(np.triu(sims >= threshold, k=1))
+    return {(a, b): sims[a, b] for a, b in zip(i.tolist(), j.tolist(), strict=True)}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("block", [None, 1, 5, 36, 37, 100])
+@pytest.mark.parametrize("threshold", [0.9, 0.3, -1.0])
+def test_near_pairs_match_all_pairs(seed, block, threshold):
+    x = _with_near_copies(seed=seed)
+    x[9] = 0  # similarity 0 to everything: in the pairs at threshold <= 0 only
+    pairs, sims = near_pairs(x, threshold, block=block)
+    expected = _reference_pairs(x, threshold)
+    assert pairs.dtype == np.int64 and sims.dtype == np.float32 and pairs.shape == (len(sims), 2)
+    assert {tuple(p) for p in pairs.tolist()} == set(expected)
+    np.testing.assert_allclose(sims, [expected[tuple(p)] for p in pairs.tolist()], atol=1e-6)
+    # Most similar first, ties by i then j.
+    keys = list(zip((-sims).tolist(), pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
+    assert keys == sorted(keys)
+    if threshold == 0.9:
+        assert {(0, 5), (3, 20), (11, 36), (7, 30)} <= set(expected)
+
+
+def test_near_pairs_none_reach_the_threshold():
+    pairs, sims = near_pairs(_features(), 1.0, block=7)
+    assert pairs.shape == (0, 2) and pairs.dtype == np.int64
+    assert sims.shape == (0,) and sims.dtype == np.float32
+
+
+def _reference_label_means(x, labels):
+    sims = _reference_similarity_with_zeros(x)
+    names = sorted({lab for lab in labels if lab is not None}) + ([None] if None in labels else [])
+    out = np.empty((len(names), len(names)))
+    for a, name_a in enumerate(names):
+        ia = [i for i, lab in enumerate(labels) if lab == name_a]
+        for b, name_b in enumerate(names):
+            ib = [i for i, lab in enumerate(labels) if lab == name_b]
+            block = sims[np.ix_(ia, ib)]
+            if a == b:
+                off = block[~np.eye(len(ia), dtype=bool)]
+                out[a, b] = off.mean() if off.size else np.nan
+            else:
+                out[a, b] = block.mean()
+    return names, out
+
+
+def _reference_similarity_with_zeros(x):
+    x = x.astype(np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    xn = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    return xn @ xn.T
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_label_mean_similarity_matches_brute_force(monkeypatch, seed):
+    monkeypatch.setattr(neighbors, "BLOCK_FLOATS", 50)  # several row blocks
+    rng = np.random.default_rng(seed)
+    x = _with_near_copies(seed=seed)
+    x[4] = 0  # a zero row in label "b": self-similarity 0, not 1
+    labels = [["b", "a", None, "c"][i] for i in rng.integers(0, 4, len(x))]
+    labels[4], labels[12] = "b", "only"  # "only" is a singleton label
+    names, means = label_mean_similarity(x, labels)
+    want_names, want = _reference_label_means(x, labels)
+    assert names == want_names and names[-1] is None and "only" in names
+    assert means.dtype == np.float32 and means.shape == (len(names), len(names))
+    np.testing.assert_allclose(means, want, atol=1e-6)
+    assert np.isnan(means[names.index("only"), names.index("only")])
+    # Reference from similarity_matrix itself, on the rows grouped by label.
+    order = order_by_label(labels)
+    grouped = similarity_matrix(x, order=order)
+    b = [i for i, j in enumerate(order) if labels[j] == "b"]
+    within = grouped[np.ix_(b, b)][~np.eye(len(b), dtype=bool)].mean()
+    assert means[names.index("b"), names.index("b")] == pytest.approx(within, abs=1e-5)
+
+
+def test_label_mean_similarity_of_one_label_of_copies_is_one():
+    x = np.tile(_features(n=1), (4, 1))
+    names, means = label_mean_similarity(x, ["a"] * 4)
+    assert names == ["a"] and means[0, 0] == pytest.approx(1.0, abs=1e-6)
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -110,6 +266,19 @@ def test_order_by_label_is_stable_with_none_last():
         (lambda x: similarity_matrix(x, order=[0.5]), "indices"),
         (lambda x: order_by_label(["a", 3]), "strings or None"),
         (lambda x: similarity_matrix([["a", "b"]]), "numeric"),
+        (lambda x: NeighborIndex(x[0]), "2-D"),
+        (lambda x: NeighborIndex(x).query(np.ones(3)), "shape"),
+        (lambda x: NeighborIndex(x).query(x[0], k=0), "positive integer"),
+        (lambda x: NeighborIndex(x).query(x[0], exclude=40), "exclude index out of range"),
+        (lambda x: NeighborIndex(x).query(x[0], exclude=1.0), "exclude must be an integer"),
+        (lambda x: NeighborIndex(x).query_row(-41), "row index out of range"),
+        (lambda x: NeighborIndex.from_normalized(x), "length 1 .* Received: row 0"),
+        (lambda x: near_pairs(x, 1.5), r"threshold must be a number in \[-1, 1\]"),
+        (lambda x: near_pairs(x, float("nan")), "threshold=nan"),
+        (lambda x: near_pairs(x, "0.9"), "threshold='0.9'"),
+        (lambda x: near_pairs(x, 0.9, block=0), "block must be a positive integer"),
+        (lambda x: label_mean_similarity(x, ["a"] * 39), "one entry per row: 40 rows"),
+        (lambda x: label_mean_similarity(x, [1] * 40), "strings or None"),
     ],
 )
 def test_bad_inputs_raise(call, match):

@@ -90,7 +90,8 @@ def test_tsne_separates_blobs(n_components):
     assert _knn_accuracy(p.embedding, y) > 0.9
     assert 0.9 < p.quality["trustworthiness"] <= 1
     assert 0 <= p.quality["knn_preservation"] <= 1
-    assert p.params["negative_gradient_method"] == ("bh" if n_components == 3 else "auto")
+    assert p.params["negative_gradient_method"] == "bh"  # 90 points: Barnes-Hut, also in 2-D
+    assert p.params["pca_dims"] is None  # 20 dimensions: nothing to reduce
 
 
 def test_tsne_clips_perplexity_for_small_sets():
@@ -108,6 +109,108 @@ def test_quality_is_computed_on_a_seeded_subsample(monkeypatch):
     a, b = project(x, "pca"), project(x, "pca")
     assert a.quality == b.quality
     assert 0 <= a.quality["knn_preservation"] <= 1
+
+
+def _wide_blobs(per_class=40, d=80, seed=0):
+    """Three blobs in more dimensions than pca_dims=10 leaves, as float32."""
+    return _blobs(per_class=per_class, d=d, seed=seed)
+
+
+def _normalized_pca(x, dims):
+    # Row lengths as featlib computes them (float32 einsum): t-SNE magnifies a last-bit change.
+    data = x / np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+    return PCA(dims, random_state=0).fit_transform(data).astype(np.float32)
+
+
+def test_tsne_on_pca_dims_is_tsne_of_the_pca_reduced_vectors():
+    x, y = _wide_blobs()
+    p = project(x, "tsne", perplexity=10, pca_dims=10)
+    assert p.params["pca_dims"] == 10
+    reference = project(_normalized_pca(x, 10), "tsne", perplexity=10, normalize=False)
+    assert reference.params["pca_dims"] is None  # 10 dimensions: nothing to reduce
+    np.testing.assert_array_equal(p.embedding, reference.embedding)
+    assert _knn_accuracy(p.embedding, y) > 0.9
+    off = project(x, "tsne", perplexity=10, pca_dims=None)
+    assert off.params["pca_dims"] is None
+    assert not np.array_equal(off.embedding, p.embedding)
+
+
+def test_pca_dims_takes_the_chunked_path_for_large_inputs(monkeypatch):
+    from featlib.analysis import projection as project_module
+
+    calls = []
+    chunked = project_module._pca_chunked
+    monkeypatch.setattr(
+        project_module, "_pca_chunked", lambda *a: calls.append(a[1]) or chunked(*a)
+    )
+    x, y = _wide_blobs()
+    p = project(x, "tsne", perplexity=10, pca_dims=10, max_dense_size=1000)
+    assert calls == [10] and p.params["pca_dims"] == 10
+    assert _knn_accuracy(p.embedding, y) > 0.9
+
+
+def test_tsne_is_seeded():
+    x, _ = _wide_blobs(per_class=20)
+    a, b = (project(x, "tsne", perplexity=10, random_state=3) for _ in range(2))
+    np.testing.assert_array_equal(a.embedding, b.embedding)
+
+
+def _recorder():
+    calls = []
+    return calls, lambda done, total, stage: calls.append((done, total, stage))
+
+
+def _check_progress(calls):
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and done[0] == 0
+    assert len({c[1] for c in calls}) == 1  # one total throughout
+    assert calls[-1] == (calls[-1][1], calls[-1][1], "done")
+    return [c[2] for c in calls]
+
+
+def test_tsne_progress_counts_every_step_and_changes_nothing():
+    x, _ = _wide_blobs()
+    calls, progress = _recorder()
+    p = project(x, "tsne", perplexity=10, pca_dims=10, progress=progress)
+    stages = _check_progress(calls)
+    assert calls[-1][1] == 1 + 1 + 250 + 500  # PCA, neighbours, openTSNE's two phases
+    assert stages[:3] == ["start", "pca", "neighbours"]
+    assert stages.count("exaggeration") == 250 // 25 and stages.count("optimisation") == 20
+    quiet = project(x, "tsne", perplexity=10, pca_dims=10)
+    np.testing.assert_array_equal(p.embedding, quiet.embedding)
+
+
+def test_pca_progress():
+    calls, progress = _recorder()
+    project(_low_rank(), "pca", progress=progress)
+    assert calls == [(0, 1, "start"), (1, 1, "done")]
+
+
+def test_tsne_uses_fft_above_10000_points_in_2d(monkeypatch):
+    from featlib.analysis import projection as project_module
+
+    monkeypatch.setattr(project_module, "_FFT_ABOVE", 50)  # 90 points count as many
+    x, _ = _blobs()
+    assert project(x, "tsne", 2, perplexity=10).params["negative_gradient_method"] == "fft"
+    assert project(x, "tsne", 3, perplexity=10).params["negative_gradient_method"] == "bh"
+
+
+@pytest.mark.slow
+def test_umap_progress_reports_the_neighbour_graph(monkeypatch):
+    from featlib.analysis import projection as project_module
+
+    x, y = _wide_blobs()
+    calls, progress = _recorder()
+    small = project(x, "umap", n_neighbors=10, pca_dims=10, progress=progress)
+    assert _check_progress(calls) == ["start", "pca", "done"]  # graph built inside the fit
+    # From 4,096 points on (here from 50) the graph is built first, through precomputed_knn.
+    monkeypatch.setattr(project_module, "_UMAP_EXACT_BELOW", 50)
+    calls.clear()
+    large = project(x, "umap", n_neighbors=10, pca_dims=10, progress=progress)
+    assert _check_progress(calls) == ["start", "pca", "neighbours", "done"]
+    assert calls[-1][1] == 3
+    for p in (small, large):
+        assert p.params["pca_dims"] == 10 and _knn_accuracy(p.embedding, y) > 0.9
 
 
 @pytest.mark.slow
@@ -178,6 +281,10 @@ def test_procrustes_recovers_a_known_transform(reflect):
         ({"min_dist": -0.1}, "min_dist"),
         ({"n_neighbors": 1}, "at least 2"),
         ({"n_neighbors": 5.5}, "must be an integer"),
+        ({"pca_dims": 1}, "pca_dims must be None or an integer of at least n_components=2"),
+        ({"pca_dims": 2.0}, "Received: pca_dims=2.0"),
+        ({"pca_dims": True}, "Received: pca_dims=True"),
+        ({"progress": "bar"}, "progress must be a callable"),
     ],
 )
 def test_bad_inputs_raise(kwargs, match):

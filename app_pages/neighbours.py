@@ -7,15 +7,18 @@ import streamlit as st
 
 import featlib
 from featlib import render
+from featlib.analysis.neighbors import label_mean_similarity
+from featlib.render.images import NO_LABEL
 from ui import data, resources, state
 from ui.explain import explain
 from ui.sidebar import sidebar
 from ui.state import url_widget
 
-MATRIX_SIZE = 1000  # larger sets are shown as an even sample, grouped by label
+PICKER_SIZE = 5000  # more images: the query is typed, not picked from a list
+MATRIX_SIZE = 300  # more images: the matrix is label by label (with one label, a sample)
 
 
-def query_ui(records, n_images: int, uploads: bool) -> tuple[int | None, int]:
+def query_ui(v, uploads: bool) -> tuple[int | None, int]:
     """The query (an index into the set, or None for an uploaded image) and how many
     neighbours to show. ``uploads``: a new image can be the query (a network is loaded)."""
     cols = st.columns([1.1, 2.4, 2])
@@ -26,7 +29,8 @@ def query_ui(records, n_images: int, uploads: bool) -> tuple[int | None, int]:
         help="Look for the neighbours of an image of the set, or of a new one you upload (not "
         "for a feature file: no network runs on it).",
     )  # fmt: skip
-    most = min(24, n_images - 1)
+    records = v.feats.records
+    most = min(24, len(records) - 1)
     k = url_widget(
         cols[2].slider, "Neighbours", key=state.K, default=min(5, most), parse=int,
         valid=range(1, most + 1), min_value=1, max_value=most,
@@ -34,12 +38,23 @@ def query_ui(records, n_images: int, uploads: bool) -> tuple[int | None, int]:
     )  # fmt: skip
     if source == "upload":
         return None, k
-    names = [r.name for r in records]
-    name = url_widget(
-        cols[1].selectbox, "Image", key=state.QUERY, default=names[0], options=names,
-        help="The image whose neighbours you want. Type to search.",
-    )  # fmt: skip
-    return names.index(name), k
+    rows = resources.rows_by_name(v)
+    if len(records) <= PICKER_SIZE:
+        name = url_widget(
+            cols[1].selectbox, "Image", key=state.QUERY, default=records[0].name,
+            options=list(rows), help="The image whose neighbours you want. Type to search.",
+        )  # fmt: skip
+    else:  # a list of 100,000 names would be sent to the browser on every run
+        typed = st.session_state.get(state.QUERY)
+        if typed is not None and typed not in rows:
+            st.warning(f"No image of this set is named {typed!r}: names are paths such as "
+                       f"{records[0].name!r}.")  # fmt: skip
+        name = url_widget(
+            cols[1].text_input, "Image", key=state.QUERY, default=records[0].name, valid=rows,
+            help="The file name (with its folders) of the image whose neighbours you want; or "
+            "click a point on the Projections page and follow its link here.",
+        )  # fmt: skip
+    return rows[name], k
 
 
 def uploaded_query(bb, layer: str, pooling: str, resize_mode: str):
@@ -67,7 +82,7 @@ st.caption(
 explain("neighbours")
 v = resources.set_features(choices)
 images, feats, x = v.data, v.feats, v.x
-index, k = query_ui(feats.records, len(x), uploads=v.bb is not None)
+index, k = query_ui(v, uploads=v.bb is not None)
 if index is None:
     query_image, query, query_name = uploaded_query(
         v.bb, choices.layer, choices.pooling, choices.resize_mode
@@ -75,7 +90,11 @@ if index is None:
 else:
     query, query_name = index, feats.names[index]
     query_image = resources.thumbnails(images, [feats.records[index]], 160)[0]
-found, scores = featlib.nearest(x, query, k=k)
+index_of_set = resources.neighbor_index(v)
+if index is None:
+    found, scores = index_of_set.query(query, k=k)
+else:
+    found, scores = index_of_set.query_row(index, k=k)
 
 captions = [
     f"{n + 1}. {data.caption(feats.records[i], f'{s:.3f}')}"
@@ -94,18 +113,29 @@ else:
     st.caption(data.NO_PICTURES)
 
 st.subheader("Similarity of every pair")
-order = featlib.order_by_label(feats.labels)
-if len(order) > MATRIX_SIZE:
-    order = order[:: math.ceil(len(order) / MATRIX_SIZE)]
-    st.caption(f"An even sample of {len(order)} of the {len(x)} images, grouped by label.")
-matrix = featlib.similarity_matrix(x, order)
-st.plotly_chart(
-    render.similarity_heatmap(
-        matrix, [feats.labels[i] for i in order], [feats.names[i] for i in order]
-    ),
-    key="matrix",
-)
-st.caption(
-    "Bright blocks on the diagonal mean images of one label look alike to this layer; bright "
-    "blocks elsewhere, labels it confuses."
-)
+labels = feats.labels
+if len(x) > MATRIX_SIZE and len(set(labels)) > 1:
+    names, means = label_mean_similarity(x, labels)
+    shown = [NO_LABEL if name is None else name for name in names]
+    st.plotly_chart(render.similarity_heatmap(means, shown, shown), key="matrix")
+    st.caption(
+        f"With {len(x):,} images, one cell per pair of labels: the mean similarity between their "
+        "images (on the diagonal, between two images of one label). A bright diagonal means each "
+        "label's images look alike to this layer; bright cells elsewhere, labels it confuses."
+    )
+else:
+    order = featlib.order_by_label(labels)
+    if len(order) > MATRIX_SIZE:
+        order = order[:: math.ceil(len(order) / MATRIX_SIZE)]
+        st.caption(f"An even sample of {len(order)} of the {len(x):,} images, grouped by label.")
+    matrix = featlib.similarity_matrix(x, order)
+    st.plotly_chart(
+        render.similarity_heatmap(
+            matrix, [labels[i] for i in order], [feats.names[i] for i in order]
+        ),
+        key="matrix",
+    )
+    st.caption(
+        "Bright blocks on the diagonal mean images of one label look alike to this layer; bright "
+        "blocks elsewhere, labels it confuses."
+    )

@@ -181,6 +181,11 @@ event = st.plotly_chart(
 rows = selected_rows(event)
 if rows:
     st.subheader(f"{len(rows):,} selected")
+    if len(rows) == 1 and st.button("Find its neighbours", key=state.TO_NEIGHBOURS,
+                                    icon=":material/join_inner:"):  # fmt: skip
+        st.session_state[state.QUERY_FROM] = "set"
+        st.session_state[state.QUERY] = feats.records[rows[0]].name
+        st.switch_page("app_pages/neighbours.py")
     gallery_ui(v, rows)
 elif options["dims"] == 3:
     st.caption("Selecting points works in 2-D; switch Dimensions to 2 to pick images.")

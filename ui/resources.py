@@ -29,6 +29,7 @@ from streamlit.logger import get_logger
 import featlib
 from featlib import extraction, models, render, teaching
 from featlib.analysis.cluster import kmeans_labels
+from featlib.analysis.neighbors import NeighborIndex
 from featlib.extraction.settings import Settings, auto_settings
 from featlib.models import imagenet
 from featlib.models import weights as weights_files
@@ -56,8 +57,10 @@ __all__ = [
     "layer_sweep",
     "layers",
     "maximized",
+    "neighbor_index",
     "pooled_features",
     "projection",
+    "rows_by_name",
     "save_model_file",
     "set_features",
     "sweep_backbone",
@@ -330,6 +333,28 @@ def set_features(choices, min_images: int = 3) -> Vectors:
     return Vectors(images, feats, feats.features[choices.layer], bb, key, bb.name)
 
 
+@st.cache_resource(max_entries=4, show_spinner="Building the neighbour index…")
+def _neighbor_index(key: tuple, _x) -> NeighborIndex:
+    return NeighborIndex(_x)
+
+
+def neighbor_index(v: Vectors) -> NeighborIndex:
+    """The exact cosine neighbour index of a set's vectors (``featlib.NeighborIndex``), built
+    once per vectors and kept by the server for every session: its unit rows take 0.2 s to
+    make at 100,000 x 512, less than reading them back from the store would."""
+    return _neighbor_index(v.key, v.x)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _rows_by_name(key: tuple, _records) -> dict[str, int]:
+    return {r.name: i for i, r in enumerate(_records)}
+
+
+def rows_by_name(v: Vectors) -> dict[str, int]:
+    """Image name -> row of ``v``'s records (built once per set of vectors)."""
+    return _rows_by_name(v.key, v.feats.records)
+
+
 def check_report(v: Vectors) -> featlib.CheckReport:
     """The checks of a set's vectors, computed once per session and set: with the pictures'
     quality checks for images, from the vectors alone for a feature file (its pictures, when
@@ -447,11 +472,20 @@ def _projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, 
         figures = json.loads(quality.tobytes().decode())
         return featlib.Projection(embedding, method, figures["params"], figures["quality"])
     what = f"{METHOD_NAMES[method]} of {len(_x):,} images to {dims}-D"
-    with st.spinner(f"Projecting: {what}…", show_time=True):
+    slot, start = st.empty(), time.perf_counter()
+    bar = slot.progress(0.0, text=f"Projecting: {what}…")
+
+    def update(done: int, total: int, stage: str) -> None:
+        seconds = time.perf_counter() - start
+        bar.progress(done / max(total, 1), text=f"Projecting: {what}: {stage} ({seconds:.0f} s)")
+
+    try:
         projection = featlib.project(
             _x, method=method, n_components=dims, random_state=seed, perplexity=perplexity,
-            n_neighbors=neighbours,
+            n_neighbors=neighbours, progress=update,
         )  # fmt: skip
+    finally:  # a failure is shown by app.py: no bar may stay behind
+        slot.empty()
     figures = json.dumps(
         {"params": projection.params, "quality": projection.quality},
         default=lambda value: value.item(),  # numpy numbers

@@ -124,7 +124,7 @@ def feature_file(tmp_path, monkeypatch):
     return path, root
 
 
-def _plotly_array(value) -> np.ndarray:
+def plotly_array(value) -> np.ndarray:
     """An array of a plotly figure's JSON: a list, or a typed array ``{"dtype", "bdata"}``."""
     if isinstance(value, dict):
         return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
@@ -135,4 +135,4 @@ def plotted_rows(at: AppTest) -> dict[str, list[int]]:
     """The first plotly chart's traces: trace name -> the row indices of its points (its
     ``customdata``), as the browser receives them."""
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
-    return {t["name"]: _plotly_array(t["customdata"]).astype(int).tolist() for t in figure["data"]}
+    return {t["name"]: plotly_array(t["customdata"]).astype(int).tolist() for t in figure["data"]}

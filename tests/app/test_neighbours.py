@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+
 import featlib
+from featlib.analysis.neighbors import label_mean_similarity
 from tests.app.helpers import (
     NEIGHBOURS,
     SMALL,
     app,
     image_counts,
+    plotly_array,
     png,
     texts,
 )
-from tests.system.feature_sets import LAYER
+from tests.system.feature_sets import LAYER, write_feature_set
 from ui import state
 
 
@@ -51,3 +57,23 @@ def test_neighbours_in_a_feature_file_match_the_file_vectors(feature_file):
         c.caption.split(". ", 1)[1].split(" · ")[0].replace("\u200b", "") for c in captions
     ] == [feats.names[i] for i in found]
     assert image_counts(at) == [1, 4]
+
+
+def test_large_sets_type_the_query_and_compare_labels_not_images(tmp_path, monkeypatch):
+    from featlib.cli.commands import APP_FEATURES_ENV
+
+    path, _ = write_feature_set(tmp_path / "set", 5001, dim=8, n_classes=3, side=4)
+    monkeypatch.setenv(APP_FEATURES_ENV, str(path))
+    feats = featlib.read_features(path)
+    at = app(NEIGHBOURS)
+    at.text_input(key=state.QUERY).input("class_02/004001.png").run()
+    assert not at.exception, at.exception
+    shown = [c.split(". ", 1)[1].split(" · ")[0] for c in at.dataframe[0].value["neighbour"]]
+    found, _ = featlib.nearest(feats.features[LAYER], 4001, k=5)
+    assert [name.replace("\u200b", "") for name in shown] == [feats.names[i] for i in found]
+    at.text_input(key=state.QUERY).input("no/such.png").run()
+    assert "No image of this set is named 'no/such.png'" in texts(at.warning)
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names, means = label_mean_similarity(feats.features[LAYER], feats.labels)
+    z = plotly_array(figure["data"][0]["z"]).reshape(means.shape)
+    assert np.allclose(z, means, atol=1e-6) and names == ["class_00", "class_01", "class_02"]

@@ -37,6 +37,7 @@ def test_projections_of_a_feature_file_come_from_the_store_the_second_time(
     feature_file, monkeypatch
 ):
     path, _ = feature_file
+    st.cache_resource.clear()  # the feature store this test's environment names
     at = app(PROJECTIONS)
     rows = plotted_rows(at)
     assert sorted(rows) == class_names(4)

@@ -1,7 +1,8 @@
 """The app on a feature file in a real browser, started as a user starts it: ``featlib app
 FEATURES --images ROOT``. 6,000 made-up vectors (above 5,000 the plot is WebGL) with their
 pictures: the plot holds every point, hovering a point names its image, clicking shows its
-picture, and a box of about 150 points fills a paged gallery with exactly those images.
+picture and leads to its neighbours, and a box of about 150 points fills a paged gallery with
+exactly those images.
 
 ``benchmarks/app_scale.py`` times the same steps with 100,000 images.
 
@@ -66,6 +67,14 @@ def test_a_feature_file_plotted_hovered_clicked_and_selected(tmp_path_factory, f
             page.get_by_text("1 selected", exact=True).wait_for()
             settled(page)
             assert gallery_names(page) == [names[17]]
+            page.get_by_role("button", name="Find its neighbours").click()
+            page.wait_for_selector("h1:has-text('Neighbours')")
+            page.get_by_text(f"query: {names[17]}").wait_for()
+            settled(page)
+            page.get_by_role("link", name="Projections").first.click()
+            page.wait_for_selector("h1:has-text('Projections')")
+            settled(page)
+            drawn_webgl(page, N_IMAGES)
 
             select_box(page, box_around(page, 17, 150))
             page.get_by_text("1 selected", exact=True).wait_for(state="detached")

@@ -468,5 +468,6 @@ def cmd_app(args) -> int:
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
     print(f"featlib app: {features} at http://localhost:{args.port}", flush=True)
+    os.chdir(app.parent)  # where .streamlit/config.toml keeps the server local and quiet
     os.execve(sys.executable, command, env)
     return 0  # not reached: the process is the server now

@@ -31,6 +31,7 @@ def test_app_starts_streamlit_on_the_file_and_its_pictures(tmp_path, started, mo
     assert program == sys.executable
     assert command[1:4] == ["-m", "streamlit", "run"]
     assert Path(command[4]).name == "app.py" and Path(command[4]).is_file()
+    assert Path.cwd() == Path(command[4]).parent  # its .streamlit/config.toml applies
     assert command[command.index("--server.port") + 1] == "8611"
     assert env[APP_FEATURES_ENV] == str(path.resolve())
     assert env[APP_IMAGES_ENV] == str(root.resolve())

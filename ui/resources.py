@@ -27,14 +27,12 @@ from PIL import Image
 from streamlit.logger import get_logger
 
 import featlib
-from featlib import extraction, models, render, teaching
-from featlib.analysis.cluster import kmeans_labels
+from featlib import analysis, extraction, models, render, teaching
 from featlib.analysis.neighbors import NeighborIndex
 from featlib.extraction.settings import Settings, auto_settings
 from featlib.models import imagenet
 from featlib.models import weights as weights_files
 from featlib.models.weights import ModelFile
-from featlib.teaching.sweep import sweep_input_size
 from ui import state
 from ui.data import Data, required
 
@@ -382,7 +380,7 @@ def sweep_backbone(choice: ModelChoice, bb, data: Data) -> featlib.Backbone:
     """``bb`` at the input size a sweep of the set needs
     (``featlib.teaching.sweep.sweep_input_size``): smaller for a set of small images, built once
     per process; a user's model as it is."""
-    size = sweep_input_size(bb, data.images)
+    size = teaching.sweep.sweep_input_size(bb, data.images)
     if size == bb.input_size or choice.file is not None:
         return bb
     return _at_size(choice.backbone, bb.weights, choice.seed, size[0])
@@ -505,7 +503,7 @@ def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, n
 def kmeans(key: tuple, n_clusters: int, seed: int, _x):
     """``featlib.analysis.cluster.kmeans_labels`` of the features ``_x`` (identified by
     ``key``), cached."""
-    return kmeans_labels(_x, n_clusters=n_clusters, random_state=seed)
+    return analysis.cluster.kmeans_labels(_x, n_clusters=n_clusters, random_state=seed)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

@@ -72,7 +72,8 @@ def write_features(out: Path, features) -> None:
                 )
         else:
             import pyarrow as pa
-            import pyarrow.parquet as pq
+
+            from featlib.engine.shards import write_table
 
             columns = {
                 "path": pa.array(features.names, pa.string()),
@@ -84,7 +85,7 @@ def write_features(out: Path, features) -> None:
                 columns[n] = pa.FixedSizeListArray.from_arrays(
                     pa.array(matrix.reshape(-1), pa.float32()), matrix.shape[1]
                 )
-            pq.write_table(pa.table(columns), tmp)
+            write_table(pa.table(columns), tmp)
 
 
 def _write_errors(path: Path, errors) -> None:

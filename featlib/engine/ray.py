@@ -34,11 +34,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from featlib._files import replaced_atomically
 from featlib._uri import is_uri
-from featlib.engine.shards import FEATURE_PREFIX, SETTINGS_KEY, done_rows, to_features
+from featlib.engine.shards import (
+    FEATURE_PREFIX,
+    SETTINGS_KEY,
+    done_rows,
+    to_features,
+    write_table,
+)
 from featlib.errors import FeatlibError, OptionError
 from featlib.extraction.features import layer_names
 from featlib.images.decode import ImageRecord
@@ -275,7 +280,7 @@ class ShardSink(Datasink):
             settings = {**self.settings, "precision": precision}
             meta = {SETTINGS_KEY: json.dumps(settings, sort_keys=True).encode()}
             with replaced_atomically(self.folder / f"part-{uuid.uuid4().hex}.parquet") as tmp:
-                pq.write_table(part.replace_schema_metadata(meta), tmp)
+                write_table(part.replace_schema_metadata(meta), tmp)
         return ok.num_rows, errors, skipped
 
     def on_write_complete(self, write_result) -> None:

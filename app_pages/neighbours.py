@@ -7,7 +7,6 @@ import streamlit as st
 
 import featlib
 from featlib import render
-from featlib.analysis.neighbors import label_mean_similarity
 from featlib.render.images import NO_LABEL
 from ui import data, resources, state
 from ui.explain import explain
@@ -115,7 +114,7 @@ else:
 st.subheader("Similarity of every pair")
 labels = feats.labels
 if len(x) > MATRIX_SIZE and len(set(labels)) > 1:
-    names, means = label_mean_similarity(x, labels)
+    names, means = resources.label_means(v)
     shown = [NO_LABEL if name is None else name for name in names]
     st.plotly_chart(render.similarity_heatmap(means, shown, shown), key="matrix")
     st.caption(

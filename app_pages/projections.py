@@ -4,7 +4,6 @@ import math
 
 import streamlit as st
 
-from featlib import render
 from featlib.analysis.projection import METHODS
 from featlib.models import imagenet
 from featlib.render import export
@@ -171,8 +170,11 @@ elif options["colour"] == "prediction":
     ]
 else:
     colours = feats.labels
-figure = render.scatter(
-    projection.embedding, colours, feats.names, feats.labels, COLOUR_BY[options["colour"]]
+projection_key = (*v.key, options["method"], options["dims"], options["seed"],
+                  options["perplexity"], options["neighbours"])  # fmt: skip
+colouring = (options["colour"], options["clusters"], options["seed"])
+figure = resources.scatter(
+    projection_key, projection, colouring, COLOUR_BY[options["colour"]], colours, feats
 )
 event = st.plotly_chart(
     figure, key=state.PLOT, on_select="rerun", selection_mode=("points", "box", "lasso")

@@ -15,12 +15,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 from featlib import images
 from featlib.cli.commands import APP_FEATURES_ENV, APP_IMAGES_ENV
-from featlib.engine.shards import read_features
+from featlib.engine.shards import open_features, read_features
 from featlib.extraction.features import Features
 from ui import state
 
@@ -121,32 +120,32 @@ def sources() -> list[str]:
     return [*server, *images.list_samples(), UPLOADS]
 
 
-def _from_feature_file(path: str, root: str | None, name: str) -> Data:
-    """A feature file as a data set: its records (with their pictures under ``root``, when
-    given) and its vectors."""
-    feats = read_features(path)
+def _from_feature_file(feats: Features, root: str | None, name: str, version: str) -> Data:
+    """A feature file's ``Features`` as a data set: its records (with their pictures under
+    ``root``, when given) and its vectors; ``version`` identifies the file's content."""
     if root is None:
         image_set = images.ImageSet(feats.records)
     else:
         image_set = images.pictures_for(feats.records, root)
     feats = dataclasses.replace(feats, records=image_set.records)
-    layers = ", ".join(f"{layer} ({x.shape[1]}-d)" for layer, x in feats.features.items())
+    layers = ", ".join(f"{layer} ({width}-d)" for layer, width in feats.widths.items())
     title = f"{name}: {counted(len(feats.records), 'vector')} of {layers}"
-    digest = hashlib.sha256(_fingerprint(image_set).encode())
-    for layer, x in feats.features.items():  # a file made again with other vectors is another set
-        digest.update(repr((layer, x.shape)).encode())
-        digest.update(np.ascontiguousarray(x[:: max(1, len(x) // 1000)]).tobytes())
-    return Data(image_set, digest.hexdigest(), title, feats, pictures=root is not None)
+    return Data(image_set, version, title, feats, pictures=root is not None)
 
 
 @st.cache_resource(show_spinner="Opening the feature file…", max_entries=2)
-def _server_file(path: str, root: str | None, modified_ns: int) -> Data:
-    return _from_feature_file(path, root, Path(path).name)
+def _server_file(path: str, root: str | None, version: str) -> Data:
+    # The records at once; the vectors of a .parquet file come in the background meanwhile.
+    return _from_feature_file(open_features(path), root, Path(path).name, version)
 
 
 def _server_data() -> Data:
-    path = os.environ[APP_FEATURES_ENV]
-    return _server_file(path, os.environ.get(APP_IMAGES_ENV), Path(path).stat().st_mtime_ns)
+    path = Path(os.environ[APP_FEATURES_ENV])
+    # A file made again (other vectors, same names) is another set: its size or time differs.
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    version = hashlib.sha256(repr((str(path.resolve()), stats)).encode()).hexdigest()
+    return _server_file(str(path), os.environ.get(APP_IMAGES_ENV), version)
 
 
 def _fingerprint(image_set: images.ImageSet) -> str:
@@ -227,7 +226,9 @@ def take_feature_file(upload) -> Data | None:
         with tempfile.TemporaryDirectory(prefix="featlib-features-") as folder:
             path = Path(folder) / f"upload{suffix}"
             path.write_bytes(upload.getvalue())
-            uploaded = _from_feature_file(str(path), None, f"Your feature file {upload.name}")
+            version = hashlib.sha256(upload.getvalue()).hexdigest()
+            name = f"Your feature file {upload.name}"
+            uploaded = _from_feature_file(read_features(path), None, name, version)
         st.session_state[state.UPLOADED] = uploaded
         st.session_state[state.FEATURE_FILE_ID] = upload.file_id
         st.session_state[state.UPLOAD_IDS] = None

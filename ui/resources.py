@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import streamlit as st
@@ -28,7 +28,7 @@ from streamlit.logger import get_logger
 
 import featlib
 from featlib import analysis, extraction, models, render, teaching
-from featlib.analysis.neighbors import NeighborIndex
+from featlib.analysis.neighbors import NeighborIndex, label_mean_similarity
 from featlib.extraction.settings import Settings, auto_settings
 from featlib.models import imagenet
 from featlib.models import weights as weights_files
@@ -52,6 +52,7 @@ __all__ = [
     "imagenet_backbone",
     "imagenet_top_k",
     "kmeans",
+    "label_means",
     "layer_sweep",
     "layers",
     "maximized",
@@ -60,6 +61,7 @@ __all__ = [
     "projection",
     "rows_by_name",
     "save_model_file",
+    "scatter",
     "set_features",
     "sweep_backbone",
     "thumbnails",
@@ -323,7 +325,8 @@ def set_features(choices, min_images: int = 3) -> Vectors:
     """
     images = required(choices.images, min_images=min_images)
     if images.features is not None:
-        x = images.features.features[choices.layer]
+        with st.spinner("Reading the file's vectors…"):  # they load while Home is shown
+            x = images.features.features[choices.layer]
         return Vectors(images, images.features, x, None, (images.id, choices.layer), "features")
     bb = backbone(choices.model)
     feats = pooled_features(bb, images, choices.layer, choices.pooling, choices.resize_mode)
@@ -341,6 +344,17 @@ def neighbor_index(v: Vectors) -> NeighborIndex:
     once per vectors and kept by the server for every session: its unit rows take 0.2 s to
     make at 100,000 x 512, less than reading them back from the store would."""
     return _neighbor_index(v.key, v.x)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _label_means(key: tuple, _x, _labels) -> tuple[list, np.ndarray]:
+    return label_mean_similarity(_x, _labels)
+
+
+def label_means(v: Vectors) -> tuple[list, np.ndarray]:
+    """``featlib.analysis.neighbors.label_mean_similarity`` of a set's vectors, once per set
+    (0.7 s at 100,000 x 512: too long to repeat on every query)."""
+    return _label_means(v.key, v.x, v.feats.labels)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -491,6 +505,28 @@ def _projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, 
     store.put(name + "/embedding", projection.embedding)
     store.put(name + "/quality", np.frombuffer(figures.encode(), dtype=np.uint8))
     return projection
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _scatter(key: tuple, colour: str, title: str, _projection, _colours, _names, _labels):
+    return render.scatter(_projection.embedding, _colours, _names, _labels, title)
+
+
+def scatter(key: tuple, projection, colour: tuple, title: str, colours, feats) -> Any:
+    """``featlib.render.scatter`` of a projection, built once per projection and colouring
+    (0.7 s at 100,000 points), so that selecting points does not build it again.
+
+    Args:
+        key: identifies the projection (vectors, method and parameters).
+        projection: the ``Projection``.
+        colour: identifies the colouring (its name and, for clusters, their number and seed).
+        title: the legend's title.
+        colours: one colour category per row.
+        feats: the ``Features`` whose names and labels the points carry.
+    """
+    return _scatter(
+        (*key, *colour), colour[0], title, projection, colours, feats.names, feats.labels
+    )
 
 
 def projection(key: tuple, method: str, dims: int, seed: int, perplexity: int, neighbours: int, x):

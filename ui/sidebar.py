@@ -148,7 +148,7 @@ def _layer_ui(bb: featlib.Backbone) -> str:
 
 
 def _file_layer_ui(features) -> str:
-    dims = {layer: x.shape[1] for layer, x in features.features.items()}
+    dims = features.widths  # without waiting for vectors still being read
     return url_widget(
         st.selectbox, "Layer", key=state.LAYER, default=next(iter(dims)), options=list(dims),
         format_func=lambda name: f"{name} — {dims[name]}-d",

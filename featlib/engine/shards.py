@@ -18,9 +18,11 @@ Example::
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import json
 import os
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +36,11 @@ from featlib.images.decode import ImageRecord
 __all__ = [
     "FEATURE_PREFIX",
     "SETTINGS_KEY",
+    "LazyLayers",
     "done_rows",
     "errors_path",
     "feature_file_kind",
+    "open_features",
     "read_features",
     "shard_files",
     "to_features",
@@ -97,24 +101,79 @@ def done_rows(folder: str | os.PathLike, settings: dict) -> set[tuple[str, str]]
     return done
 
 
-def to_features(table: pa.Table, errors: list | None = None) -> Features:
-    """``Features`` of a table with the shard columns (``split`` and ``label`` optional)."""
-    names = [c for c in table.column_names if c not in _ROW_COLUMNS and c != "error"]
+def _vector_columns(names) -> list[str]:
+    return [c for c in names if c not in _ROW_COLUMNS and c != "error"]
+
+
+def _records(table: pa.Table) -> list[ImageRecord]:
     column = {c: table[c].to_pylist() if c in table.column_names else None for c in _ROW_COLUMNS}
-    n = table.num_rows
-    records = [
+    return [
         ImageRecord(column["path"][i], column["sha256"][i],
                     column["label"][i] if column["label"] else None,
                     column["split"][i] if column["split"] else None, None, None, None, None)
-        for i in range(n)
+        for i in range(table.num_rows)
     ]  # fmt: skip
+
+
+def _vectors(table: pa.Table) -> dict[str, np.ndarray]:
     features = {}
-    for name in names:
+    for name in _vector_columns(table.column_names):
         values = table[name].combine_chunks()
-        width = values.type.list_size
         flat = values.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-        features[name.removeprefix(FEATURE_PREFIX)] = flat.reshape(n, width)
-    return Features(records=records, features=features, errors=errors or [])
+        features[name.removeprefix(FEATURE_PREFIX)] = flat.reshape(table.num_rows, -1)
+    return features
+
+
+def to_features(table: pa.Table, errors: list | None = None) -> Features:
+    """``Features`` of a table with the shard columns (``split`` and ``label`` optional)."""
+    return Features(records=_records(table), features=_vectors(table), errors=errors or [])
+
+
+class LazyLayers(Mapping):
+    """Layer -> vectors of a feature file that are still being read on a background thread:
+    the layers and their widths are known at once, the first look at the vectors waits for them.
+
+    Attributes:
+        widths: layer -> vector length.
+    """
+
+    def __init__(self, widths: dict[str, int], read: Callable[[], dict[str, np.ndarray]]):
+        self.widths = dict(widths)
+        self._reading = concurrent.futures.ThreadPoolExecutor(1, "featlib-read").submit(read)
+
+    def __getitem__(self, layer: str) -> np.ndarray:
+        if layer not in self.widths:
+            raise KeyError(layer)
+        return self._reading.result()[layer]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.widths)
+
+    def __len__(self) -> int:
+        return len(self.widths)
+
+
+def open_features(out: str | os.PathLike) -> Features:
+    """:func:`read_features`, with the records at once and, for one ``.parquet`` file, the
+    vectors read on a background thread: a page can show the records of 100,000 images while
+    their vectors are still coming from disk (``features`` is then a :class:`LazyLayers`).
+
+    Example::
+
+        >>> np.savez("features.npz", paths=["a.png"], sha256=["a1" * 32], labels=["cat"],
+        ...          features=np.ones((1, 8), np.float32))
+        >>> open_features("features.npz").widths
+        {'features': 8}
+    """
+    path = Path(out)
+    if feature_file_kind(path) != "parquet":
+        return read_features(path)
+    schema = pq.read_schema(path)
+    vectors = _vector_columns(schema.names)
+    rows = pq.read_table(path, columns=[c for c in _ROW_COLUMNS if c in schema.names])
+    widths = {c.removeprefix(FEATURE_PREFIX): schema.field(c).type.list_size for c in vectors}
+    layers = LazyLayers(widths, lambda: _vectors(pq.read_table(path, columns=vectors)))
+    return Features(records=_records(rows), features=layers, errors=_read_errors(path))
 
 
 def _read_errors(out: Path) -> list[ImageRecord]:

@@ -93,6 +93,15 @@ class Features:
     def sha256(self) -> list[str]:
         return [r.sha256 for r in self.records]
 
+    @property
+    def widths(self) -> dict[str, int]:
+        """Layer -> vector length, without waiting for vectors still being read
+        (``featlib.engine.shards.open_features``)."""
+        known = getattr(self.features, "widths", None)
+        return (
+            dict(known) if known is not None else {k: v.shape[1] for k, v in self.features.items()}
+        )
+
 
 def unique_records(image_set) -> dict:
     """The first usable record of each distinct image (by SHA-256), in the set's order."""

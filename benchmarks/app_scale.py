@@ -9,6 +9,7 @@ to what the person waits for being on screen.
 
     .venv/bin/python benchmarks/app_scale.py            # 100,000 images
     .venv/bin/python benchmarks/app_scale.py --quick    # 10,000 images
+    .venv/bin/python benchmarks/app_scale.py --screenshot docs/app_100k.png
 
 Server memory is the server process's peak resident set (VmHWM).
 """
@@ -66,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 images instead of 100,000")
     parser.add_argument("--data", default=None, help="folder for the made-up set (kept)")
+    parser.add_argument("--screenshot", default=None, help="save the Projections page here (PNG)")
     args = parser.parse_args()
     n = 10_000 if args.quick else 100_000
     data = Path(args.data or Path(tempfile.gettempdir()) / f"featlib-app-scale-{n}")
@@ -109,6 +111,8 @@ def main() -> None:
         visit(page, "Projections")
         drawn_webgl(page, n)
         row("Projections again (cached), drawn", time.perf_counter() - start, "< 5")
+        if args.screenshot:
+            page.screenshot(path=args.screenshot)
 
         select_box(page, box_around(page, 17, 1000))
         start = time.perf_counter()

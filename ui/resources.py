@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import tempfile
 import threading
@@ -65,6 +66,7 @@ __all__ = [
     "set_features",
     "sweep_backbone",
     "thumbnails",
+    "warm_up_analysis",
     "warm_up_umap",
 ]
 
@@ -462,6 +464,21 @@ def maximized(choice: ModelChoice, bb, layer: str, channel: int, side: int, sett
         bb = _at_size(choice.backbone, bb.weights, choice.seed, side)
     with st.spinner("Gradient ascent on the input…"):
         return _maximized(bb.key + f"|{bb.input_size}", layer, channel, settings, bb)
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_analysis() -> threading.Thread:
+    """Import the analysis code (scikit-learn, SciPy, openTSNE: seconds) on a background thread
+    once per process, while a feature file's Home page is read, so that its first projection
+    does not wait for them."""
+
+    def load() -> None:
+        for module in ("featlib.analysis.projection", "featlib.analysis.cluster", "openTSNE"):
+            importlib.import_module(module)
+
+    thread = threading.Thread(target=load, name="warm-up-analysis", daemon=True)
+    thread.start()
+    return thread
 
 
 @st.cache_resource(show_spinner=False)

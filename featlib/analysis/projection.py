@@ -87,7 +87,7 @@ def project(
     n_neighbors: int = 15,
     min_dist: float = 0.1,
     normalize: bool = True,
-    max_dense_size: int = 50_000_000,
+    max_dense_size: int = 100_000_000,
     pca_dims: int | None = 50,
     progress: Progress | None = None,
 ) -> Projection:

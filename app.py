@@ -25,8 +25,6 @@ st.set_page_config(page_title="featlib", page_icon="👁️", layout="wide")
 if not os.environ.get(APP_FEATURES_ENV):
     with st.spinner("Starting featlib: loading TensorFlow (once per server)…", show_time=True):
         importlib.import_module("featlib._tf")
-else:
-    importlib.import_module("ui.resources").warm_up_analysis()
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -101,3 +101,6 @@ if current.images.errors and current.pictures:
         hide_index=True,
         width="stretch",
     )
+
+if current.features is not None:  # the first projection will not wait for its imports
+    resources.warm_up_analysis()

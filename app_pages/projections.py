@@ -16,8 +16,9 @@ COLOUR_BY = {"label": "label", "cluster": "k-means cluster", "prediction": "Imag
 GALLERY_SIZE = 48
 
 
-def projection_ui(n_images: int, predictions: bool) -> dict:
-    """The projection's method, dimensions, colouring and parameters, as keyword values."""
+def projection_ui(n_images: int, predictions: bool, network: bool) -> dict:
+    """The projection's method, dimensions, colouring and parameters, as keyword values;
+    ``network``: a network made the vectors (colouring by its predictions may be possible)."""
     cols = st.columns([2, 1, 2.6, 1.6])
     method = url_widget(
         cols[0].radio, "Method", key=state.METHOD, default="pca", options=list(METHODS),
@@ -41,7 +42,7 @@ def projection_ui(n_images: int, predictions: bool) -> dict:
         parse=int, valid=range(1, n_images + 1), min_value=1, max_value=n_images,
         disabled=colour != "cluster", help="Number of k-means clusters.",
     )  # fmt: skip
-    if not predictions:
+    if network and not predictions:
         st.caption(
             "Colour by ImageNet prediction needs a registry backbone's ImageNet weights with "
             "the classifier top: the Model page says which file to place where."
@@ -152,13 +153,13 @@ explain("projections")
 v = resources.set_features(choices)
 feats, x = v.feats, v.x
 predictions = v.bb is not None and imagenet.unavailable_for(v.bb) is None
-options = projection_ui(len(x), predictions)
+options = projection_ui(len(x), predictions, network=v.bb is not None)
 
 projection = resources.projection(
     v.key, options["method"], options["dims"], options["seed"], options["perplexity"],
     options["neighbours"], x,
 )  # fmt: skip
-st.caption(quality_line(projection))
+st.caption(f"{data.counted(len(x), 'point')}. {quality_line(projection)}")
 
 if options["colour"] == "cluster":
     colours = [

@@ -469,7 +469,7 @@ def maximized(choice: ModelChoice, bb, layer: str, channel: int, side: int, sett
 @st.cache_resource(show_spinner=False)
 def warm_up_analysis() -> threading.Thread:
     """Import the analysis code (scikit-learn, SciPy, openTSNE: seconds) on a background thread
-    once per process, while a feature file's Home page is read, so that its first projection
+    once per process, after a feature file's Home page has run, so that its first projection
     does not wait for them."""
 
     def load() -> None:

@@ -15,7 +15,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["extract.py", "cli.py", "store.py", "checks.py", "checks_speed.py", "memory.py",
            "projections.py", "teaching.py"]  # fmt: skip
-FULL_ONLY = ["app_projections.py", "ray_engine.py", "checks_vs.py"]
+FULL_ONLY = [
+    "app_projections.py",
+    "ray_engine.py",
+    "checks_vs.py",
+    "analysis_scale.py",
+    "app_scale.py",
+]
 
 
 def main() -> int:

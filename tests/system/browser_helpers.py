@@ -26,8 +26,8 @@ from playwright.sync_api import sync_playwright
 
 __all__ = [
     "CHROMIUM", "Server", "box_around", "browser_page", "choose", "drawn", "drawn_webgl",
-    "encode_png", "launch", "only_local", "png", "point_at", "select_box", "selected_rows",
-    "serve", "settled",
+    "encode_png", "image_uploader", "launch", "only_local", "png", "point_at", "select_box",
+    "selected_rows", "serve", "settled",
 ]  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,6 +226,12 @@ def drawn(page, points: int, legend: list[str] | None = None) -> float:
     page.wait_for_function(_PLOT_SHOWS, arg=[points, legend], polling=20)
     page.evaluate(_PAINTED)
     return time.perf_counter() - start
+
+
+def image_uploader(page):
+    """Home's uploader of images and ZIPs (the first of its two: the other takes feature
+    files), for ``set_input_files``."""
+    return page.get_by_test_id("stFileUploaderDropzoneInput").first
 
 
 def choose(page, label: str, option: str) -> None:

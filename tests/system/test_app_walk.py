@@ -50,7 +50,7 @@ UPLOADS = {
     "all broken": [("x.png", b"junk"), ("n.txt", b"hello")],
 }  # fmt: skip
 SIDEBAR = {
-    state.IMAGES: [s for s in data.SOURCES if s not in BIG_SAMPLES],
+    state.IMAGES: [s for s in data.sources() if s not in BIG_SAMPLES],
     state.WEIGHTS: list(WEIGHTS),
     state.POOLING: list(CHANNEL_POOLINGS),
     state.RESIZE: list(RESIZE_MODES),

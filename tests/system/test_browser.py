@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.system.browser_helpers import browser_page, choose, only_local, png, settled
+from tests.system.browser_helpers import (
+    browser_page,
+    choose,
+    image_uploader,
+    only_local,
+    png,
+    settled,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,7 +39,7 @@ def test_upload_look_project(server, page, tmp_path):
         path = tmp_path / f"upload_{i}.png"
         path.write_bytes(png(i))
         files.append(str(path))
-    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(files)
+    image_uploader(page).set_input_files(files)
     page.get_by_text("Your uploads: 3 usable images of 3 files").wait_for()
     settled(page)
     assert "images=uploads" in page.url
@@ -87,7 +94,7 @@ def test_the_upload_chips_x_forgets_the_uploads(server, page, tmp_path):
     settled(page)
     path = tmp_path / "only.png"
     path.write_bytes(png(0))
-    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files([str(path)])
+    image_uploader(page).set_input_files([str(path)])
     page.get_by_text("Your uploads: 1 usable image of 1 file").wait_for()
     settled(page)
     page.get_by_test_id("stFileChipDeleteBtn").first.click()  # the chip's ×

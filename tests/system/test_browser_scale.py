@@ -19,7 +19,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.system.browser_helpers import browser_page, drawn, encode_png, settled
+from tests.system.browser_helpers import browser_page, drawn, encode_png, image_uploader, settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -87,7 +87,7 @@ def test_projections_of_2000_images_draw(server, page, tmp_path):
     page.goto(f"{server}/?{MODEL}")
     page.wait_for_selector("h1")
     settled(page)
-    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(archive))
+    image_uploader(page).set_input_files(str(archive))
     page.get_by_text(f"Your uploads: {N_IMAGES:,} usable images of {N_IMAGES:,} files").wait_for()
     settled(page)
     assert "images=uploads" in page.url

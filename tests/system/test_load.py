@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 import featlib
-from tests.system.browser_helpers import encode_png, launch, serve, settled
+from tests.system.browser_helpers import encode_png, image_uploader, launch, serve, settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -106,7 +106,7 @@ def visit(url: str, session: int, folder: Path, start_together: threading.Barrie
         page.wait_for_selector("h1")
         settled(page)
         seconds["home"] = time.perf_counter() - start
-        page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(paths)
+        image_uploader(page).set_input_files(paths)
         page.get_by_text(
             f"Your uploads: {IMAGES_EACH} usable images of {IMAGES_EACH} files"
         ).wait_for()

@@ -117,9 +117,11 @@ def exports_ui(feats, x, embedding, colours, stem: str, source) -> None:
     )  # fmt: skip
 
 
+@st.fragment
 def gallery_ui(v, rows: list[int]) -> None:
     """The selected images, a page of them at a time (thumbnails are made for the page shown,
-    once); for a feature file without pictures, their names and labels."""
+    once); for a feature file without pictures, their names and labels. A fragment: turning a
+    page runs this alone, not the page with its plot of up to 100,000 points."""
     pages = math.ceil(len(rows) / GALLERY_SIZE)
     page = 1
     if pages > 1:

@@ -81,7 +81,7 @@ def scatter(
     )
     traces = []
     for i, category in enumerate(order):
-        rows = np.flatnonzero(categories == category)
+        rows = np.flatnonzero(categories == category).astype(np.int32)  # half of int64's bytes
         common = dict(
             name=category, mode="markers", customdata=rows, hovertext=hover[rows].tolist(),
             hovertemplate="<b>%{hovertext}</b><extra>%{fullData.name}</extra>",

@@ -86,14 +86,11 @@ if index is None:
     query_image, query, query_name = uploaded_query(
         v.bb, choices.layer, choices.pooling, choices.resize_mode
     )
+    found, scores = resources.neighbor_index(v).query(query, k=k)
 else:
-    query, query_name = index, feats.names[index]
+    query_name = feats.names[index]
     query_image = resources.thumbnails(images, [feats.records[index]], 160)[0]
-index_of_set = resources.neighbor_index(v)
-if index is None:
-    found, scores = index_of_set.query(query, k=k)
-else:
-    found, scores = index_of_set.query_row(index, k=k)
+    found, scores = resources.neighbor_index(v).query_row(index, k=k)
 
 captions = [
     f"{n + 1}. {data.caption(feats.records[i], f'{s:.3f}')}"

@@ -108,7 +108,7 @@ def exports_ui(feats, x, embedding, colours, stem: str, source) -> None:
         "TensorBoard projector (ZIP)",
         data=lambda: export.projector_zip(
             x, feats.labels, feats.names,
-            resources.thumbnails(source, feats.records, 64) if source.pictures else None,
+            [resources.picture(source, r, 64) for r in feats.records] if source.pictures else None,
         ),
         file_name=f"{stem}_projector.zip", mime="application/zip", key=state.EXPORT_PROJECTOR,
         on_click="ignore", icon=":material/download:",

@@ -19,7 +19,7 @@ import streamlit as st
 
 from featlib import images
 from featlib.cli.commands import APP_FEATURES_ENV, APP_IMAGES_ENV
-from featlib.engine.shards import open_features, read_features
+from featlib.engine.shards import open_features, read_features, shard_files
 from featlib.extraction.features import Features
 from ui import state
 
@@ -142,7 +142,7 @@ def _server_file(path: str, root: str | None, version: str) -> Data:
 def _server_data() -> Data:
     path = Path(os.environ[APP_FEATURES_ENV])
     # A file made again (other vectors, same names) is another set: its size or time differs.
-    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    files = shard_files(path) if path.is_dir() else [path]
     stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     version = hashlib.sha256(repr((str(path.resolve()), stats)).encode()).hexdigest()
     return _server_file(str(path), os.environ.get(APP_IMAGES_ENV), version)

@@ -58,6 +58,7 @@ __all__ = [
     "layers",
     "maximized",
     "neighbor_index",
+    "picture",
     "pooled_features",
     "projection",
     "rows_by_name",
@@ -574,25 +575,26 @@ def block_outputs(bb: featlib.Backbone) -> list:
     return _layers(bb.key, bb)[1]
 
 
-def _thumbnail(images, record, side: int) -> Image.Image:
-    """A square thumbnail; a grey square when the picture cannot be had (a feature file's
-    picture that is missing or changed: the caption still names the file)."""
+def picture(data: Data, record, side: int) -> Image.Image:
+    """A record's thumbnail, longer side ``side`` (``ImageSet.thumbnail``), not kept; a grey
+    square when the picture cannot be had (a feature file's picture that is missing or changed:
+    a caption still names the file)."""
     try:
-        return render.square(images.thumbnail(record, side), side)
+        return data.images.thumbnail(record, side)
     except featlib.FeatlibError:
         return Image.new("RGB", (side, side), _NO_PICTURE)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _thumbnails(key: str, shas: tuple[str, ...], side: int, _images, _records) -> list:
-    return [_thumbnail(_images, r, side) for r in _records]
+def _thumbnails(key: str, shas: tuple[str, ...], side: int, _data, _records) -> list:
+    return [render.square(picture(_data, r, side), side) for r in _records]
 
 
 def thumbnails(data: Data, records, side: int = 128) -> list:
     """Square RGB pictures (``PIL.Image``, side x side) of some records, for galleries; made
     once per set, records and size."""
     records = list(records)
-    return _thumbnails(data.id, tuple(r.sha256 for r in records), side, data.images, records)
+    return _thumbnails(data.id, tuple(r.sha256 for r in records), side, data, records)
 
 
 def imagenet_top_k(name: str, data: Data, resize_mode: str, k: int = 5) -> list:

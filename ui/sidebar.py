@@ -156,7 +156,7 @@ def _file_layer_ui(features) -> str:
     )  # fmt: skip
 
 
-def _needs_pictures_and_model() -> None:
+def _needs_a_network() -> None:
     st.info(
         "**This page needs a network.** A feature file brings vectors (and, when the app was "
         "started with its folder, pictures), not the network that made them: Projections, "
@@ -192,12 +192,13 @@ def sidebar(needs_model: bool = True, vectors: bool = False) -> Choices:
             "a bundled sample set, or the files you upload on the Home page.",
         )  # fmt: skip
         chosen = data.current(source)
-        if chosen is not None and chosen.features is not None:
+        file = chosen.features if chosen is not None else None
+        if file is not None:
             st.caption("Vectors from a feature file: no network runs on this data set.")
-            layer = _file_layer_ui(chosen.features)
-    if chosen is not None and chosen.features is not None:
+            layer = _file_layer_ui(file)
+    if file is not None:
         if needs_model and not vectors:
-            _needs_pictures_and_model()
+            _needs_a_network()
         return Choices(source, None, layer, "avg", "stretch")
     with st.sidebar:
         model = _model_ui()

@@ -119,8 +119,9 @@ def _vectors(table: pa.Table) -> dict[str, np.ndarray]:
     features = {}
     for name in _vector_columns(table.column_names):
         values = table[name].combine_chunks()
+        width = values.type.list_size
         flat = values.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-        features[name.removeprefix(FEATURE_PREFIX)] = flat.reshape(table.num_rows, -1)
+        features[name.removeprefix(FEATURE_PREFIX)] = flat.reshape(table.num_rows, width)
     return features
 
 
@@ -139,7 +140,9 @@ class LazyLayers(Mapping):
 
     def __init__(self, widths: dict[str, int], read: Callable[[], dict[str, np.ndarray]]):
         self.widths = dict(widths)
-        self._reading = concurrent.futures.ThreadPoolExecutor(1, "featlib-read").submit(read)
+        reader = concurrent.futures.ThreadPoolExecutor(1, "featlib-read")
+        self._reading = reader.submit(read)
+        reader.shutdown(wait=False)  # its thread ends once the vectors are read
 
     def __getitem__(self, layer: str) -> np.ndarray:
         if layer not in self.widths:

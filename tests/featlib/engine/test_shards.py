@@ -33,3 +33,14 @@ def test_open_features_is_read_features_with_the_vectors_in_the_background(tmp_p
     np.testing.assert_array_equal(opened.features[layer], read.features[layer])
     with pytest.raises(KeyError):
         opened.features["no_such_layer"]
+
+
+def test_a_table_without_rows_gives_vectors_of_its_width():
+    import pyarrow as pa
+
+    from featlib.engine.shards import to_features
+
+    column = pa.FixedSizeListArray.from_arrays(pa.array([], pa.float32()), 7)
+    table = pa.table({"path": pa.array([], pa.string()), "sha256": pa.array([], pa.string()),
+                      "features/gap": column})  # fmt: skip
+    assert to_features(table).features["gap"].shape == (0, 7)

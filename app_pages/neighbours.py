@@ -71,6 +71,44 @@ def uploaded_query(bb, layer: str, pooling: str, resize_mode: str):
     return image, vector, upload.name
 
 
+@st.fragment
+def neighbours_ui(v, choices) -> None:
+    """The query and its nearest neighbours, from the vectors ``v`` of the sidebar's
+    ``choices``. A fragment: a new query runs this alone, not the page with its similarity
+    matrix."""
+    images, feats = v.data, v.feats
+    index, k = query_ui(v, uploads=v.bb is not None)
+    if index is None:
+        try:
+            query_image, query, query_name = uploaded_query(
+                v.bb, choices.layer, choices.pooling, choices.resize_mode
+            )
+        except featlib.FeatlibError as exc:  # a fragment's error does not reach app.py's
+            st.error(str(exc))
+            return
+        found, scores = resources.neighbor_index(v).query(query, k=k)
+    else:
+        query_name = feats.names[index]
+        query_image = resources.thumbnails(images, [feats.records[index]], 160)[0]
+        found, scores = resources.neighbor_index(v).query_row(index, k=k)
+
+    captions = [
+        f"{n + 1}. {data.caption(feats.records[i], f'{s:.3f}')}"
+        for n, (i, s) in enumerate(zip(found, scores, strict=True))
+    ]
+    if images.pictures:
+        left, right = st.columns([1, 5])
+        left.image(query_image, caption=f"query: {query_name}", width=150)
+        right.image(
+            resources.thumbnails(images, [feats.records[i] for i in found], 160),
+            caption=captions,
+            width=150,
+        )
+    else:
+        st.dataframe({"neighbour": captions}, hide_index=True, width="stretch")
+        st.caption(data.NO_PICTURES)
+
+
 choices = sidebar(vectors=True)
 
 st.title("Neighbours")
@@ -80,33 +118,8 @@ st.caption(
 )
 explain("neighbours")
 v = resources.set_features(choices)
-images, feats, x = v.data, v.feats, v.x
-index, k = query_ui(v, uploads=v.bb is not None)
-if index is None:
-    query_image, query, query_name = uploaded_query(
-        v.bb, choices.layer, choices.pooling, choices.resize_mode
-    )
-    found, scores = resources.neighbor_index(v).query(query, k=k)
-else:
-    query_name = feats.names[index]
-    query_image = resources.thumbnails(images, [feats.records[index]], 160)[0]
-    found, scores = resources.neighbor_index(v).query_row(index, k=k)
-
-captions = [
-    f"{n + 1}. {data.caption(feats.records[i], f'{s:.3f}')}"
-    for n, (i, s) in enumerate(zip(found, scores, strict=True))
-]
-if images.pictures:
-    left, right = st.columns([1, 5])
-    left.image(query_image, caption=f"query: {query_name}", width=150)
-    right.image(
-        resources.thumbnails(images, [feats.records[i] for i in found], 160),
-        caption=captions,
-        width=150,
-    )
-else:
-    st.dataframe({"neighbour": captions}, hide_index=True, width="stretch")
-    st.caption(data.NO_PICTURES)
+feats, x = v.feats, v.x
+neighbours_ui(v, choices)
 
 st.subheader("Similarity of every pair")
 labels = feats.labels

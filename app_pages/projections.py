@@ -7,7 +7,7 @@ import streamlit as st
 from featlib.analysis.projection import METHODS
 from featlib.models import imagenet
 from featlib.render import export
-from ui import data, resources, state
+from ui import data, hover, resources, state
 from ui.explain import explain
 from ui.sidebar import sidebar
 from ui.state import url_widget
@@ -94,7 +94,9 @@ def exports_ui(feats, x, embedding, colours, stem: str, source) -> None:
     cols = st.columns(3)
     cols[0].download_button(
         "Coordinates (CSV)",
-        data=export.coordinates_csv(embedding, feats.names, feats.labels, {"colour": colours}),
+        data=lambda: export.coordinates_csv(
+            embedding, feats.names, feats.labels, {"colour": colours}
+        ),
         file_name=f"{stem}.csv", mime="text/csv", key=state.EXPORT_CSV, on_click="ignore",
         icon=":material/download:",
     )  # fmt: skip
@@ -144,6 +146,18 @@ def gallery_ui(v, rows: list[int]) -> None:
         st.caption(data.NO_PICTURES)
 
 
+@st.fragment
+def hover_ui(v) -> None:
+    """The picture of the point under the mouse, beside it. A fragment: showing it runs this
+    alone."""
+
+    def card(row: int):
+        record = v.feats.records[row]
+        return resources.picture(v.data, record, 160), data.caption(record)
+
+    hover.hover_picture(state.HOVER, state.PLOT, len(v.feats.records), card)
+
+
 choices = sidebar(vectors=True)
 
 st.title("Projections")
@@ -182,6 +196,8 @@ figure = resources.scatter(
 event = st.plotly_chart(
     figure, key=state.PLOT, on_select="rerun", selection_mode=("points", "box", "lasso")
 )
+if v.data.pictures:
+    hover_ui(v)
 
 rows = selected_rows(event)
 if rows:

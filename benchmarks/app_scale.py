@@ -28,6 +28,7 @@ from tests.system.browser_helpers import (
     box_around,
     browser_page,
     drawn_webgl,
+    point_at,
     select_box,
     selected_rows,
     serve,
@@ -113,9 +114,19 @@ def main() -> None:
         if args.screenshot:
             page.screenshot(path=args.screenshot)
 
-        select_box(page, box_around(page, 17, 1000))
+        x, y = point_at(page, 17)
+        page.mouse.move(x - 5, y - 5)
         step(
-            "a box of about 1,000 points to its first gallery page",
+            "a point hovered to its picture beside the cursor",
+            "",
+            lambda: page.mouse.move(x, y),
+            lambda: page.locator("[data-testid=featlib-hover-card][data-row='17']").wait_for(),
+        )
+        page.mouse.move(5, 5)
+        # 1,000 points of 100,000 (the lasso); 100 of 10,000, a box that stays in the plot
+        select_box(page, box_around(page, 17, n // 100))
+        step(
+            "a box of about 1% of the points to its first gallery page",
             "< 2",
             lambda: page.get_by_text("selected", exact=False).first.wait_for(),
             lambda: settled(page),

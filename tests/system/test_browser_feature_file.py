@@ -1,8 +1,8 @@
 """The app on a feature file in a real browser, started as a user starts it: ``featlib app
 FEATURES --images ROOT``. 6,000 made-up vectors (above 5,000 the plot is WebGL) with their
-pictures: the plot holds every point, hovering a point names its image, clicking shows its
-picture and leads to its neighbours, and a box of about 150 points fills a paged gallery with
-exactly those images.
+pictures: the plot holds every point, hovering a point names its image and shows its picture
+beside the cursor, clicking shows its picture and leads to its neighbours, and a box of about
+150 points fills a paged gallery with exactly those images.
 
 ``benchmarks/app_scale.py`` times the same steps with 100,000 images.
 
@@ -63,6 +63,12 @@ def test_a_feature_file_plotted_hovered_clicked_and_selected(tmp_path_factory, f
             x, y = point_at(page, 17)
             page.mouse.move(x, y)
             page.locator(".hoverlayer .hovertext").filter(has_text=names[17]).wait_for()
+            card = page.get_by_test_id("featlib-hover-card")
+            card.wait_for()
+            assert card.get_attribute("data-row") == "17"
+            assert card.inner_text().replace("\u200b", "").startswith(names[17])
+            shown = "(img) => img.decode().then(() => [img.naturalWidth, img.width])"
+            assert card.locator("img").evaluate(shown) == [16, 160]  # a 16-pixel picture, enlarged
             page.mouse.click(x, y)
             page.get_by_text("1 selected", exact=True).wait_for()
             settled(page)

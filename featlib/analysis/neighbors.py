@@ -21,6 +21,8 @@ import numpy as np
 from featlib._validation import BLOCK_FLOATS, as_features, l2_normalize, row_norms
 from featlib.errors import FeatlibError
 
+_CHUNK = 64  # columns per chunk in nearest_all's top-k search
+
 __all__ = [
     "NeighborIndex",
     "label_mean_similarity",
@@ -250,18 +252,39 @@ def nearest_all(features, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
     n = x.shape[0]
     indices = np.empty((n, k), dtype=np.int64)
     scores = np.empty((n, k), dtype=np.float32)
-    step = max(1, BLOCK_FLOATS // n)
+    chunks = -(-n // _CHUNK)
+    step = max(1, BLOCK_FLOATS // (chunks * _CHUNK))
+    sims = np.full((min(step, n), chunks * _CHUNK), -np.inf, dtype=np.float32)
     for start in range(0, n, step):
         stop = min(n, start + step)
-        sims = x[start:stop] @ x.T
+        block = sims[: stop - start]
+        np.matmul(x[start:stop], x.T, out=block[:, :n])
         rows = np.arange(stop - start)
-        sims[rows, rows + start] = -np.inf
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        top_sims = np.take_along_axis(sims, top, axis=1)
-        by_score = np.argsort(-top_sims, axis=1, kind="stable")
+        block[rows, rows + start] = -np.inf
+        top, top_sims = _top_k_rows(block, k, chunks)
+        by_score = np.lexsort((top, -top_sims), axis=1)
         indices[start:stop] = np.take_along_axis(top, by_score, axis=1)
         scores[start:stop] = np.take_along_axis(top_sims, by_score, axis=1)
     return indices, scores
+
+
+def _top_k_rows(sims: np.ndarray, k: int, chunks: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best columns of every row of ``sims`` (shape (b, chunks * _CHUNK)), unordered.
+
+    A row's k best lie in the k chunks of ``_CHUNK`` columns with the highest maxima (a chunk
+    holding one of them has a maximum at least that good), so the partition runs over the
+    chunks' maxima and then over k chunks, not over every column: at 100,000 columns that is
+    most of the time ``nearest_all`` spent beside the matrix product.
+    """
+    if chunks <= k:
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        return top, np.take_along_axis(sims, top, axis=1)
+    tiles = sims.reshape(sims.shape[0], chunks, _CHUNK)
+    best_chunks = np.argpartition(-tiles.max(axis=2), k - 1, axis=1)[:, :k]
+    candidates = np.take_along_axis(tiles, best_chunks[:, :, None], axis=1).reshape(-1, k * _CHUNK)
+    columns = (best_chunks[:, :, None] * _CHUNK + np.arange(_CHUNK)).reshape(-1, k * _CHUNK)
+    pick = np.argpartition(-candidates, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(columns, pick, axis=1), np.take_along_axis(candidates, pick, axis=1)
 
 
 def similarity_matrix(features, order: Sequence[int] | np.ndarray | None = None) -> np.ndarray:

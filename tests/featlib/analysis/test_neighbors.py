@@ -55,14 +55,15 @@ def test_nearest_clips_k_to_available_rows():
 
 @pytest.mark.parametrize("block_floats", [10, 4_000_000])
 @pytest.mark.parametrize("k", [1, 4])
-def test_nearest_all_matches_brute_force(monkeypatch, block_floats, k):
+@pytest.mark.parametrize("n", [30, 700])  # 700: 11 chunks of 64 columns, searched by maxima
+def test_nearest_all_matches_brute_force(monkeypatch, block_floats, k, n):
     monkeypatch.setattr(neighbors, "BLOCK_FLOATS", block_floats)  # 10: one row per block
-    x = _features(n=30)
+    x = _features(n=n, d=6)  # few dimensions: close scores, top-k spread over chunks
     sims = _reference_similarity(x)
     np.fill_diagonal(sims, -np.inf)
     expected = np.argsort(-sims, axis=1)[:, :k]
     idx, scores = nearest_all(x, k=k)
-    assert idx.shape == scores.shape == (30, k)
+    assert idx.shape == scores.shape == (n, k)
     np.testing.assert_array_equal(idx, expected)
     np.testing.assert_allclose(scores, np.take_along_axis(sims, expected, 1), atol=1e-5)
 
@@ -75,6 +76,16 @@ def test_nearest_all_finds_an_exact_copy_but_never_itself():
     assert (idx != np.arange(10)[:, None]).all()
     assert idx[2, 0] == 7 and idx[7, 0] == 2
     assert scores[2, 0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_nearest_all_breaks_ties_by_index_across_chunks():
+    x = _features(n=300)
+    copies = [5, 70, 140, 250]  # one row and three copies, in different chunks of 64 columns
+    x[copies] = x[5]
+    idx, scores = nearest_all(x, k=3)
+    for row in copies:
+        assert idx[row].tolist() == [c for c in copies if c != row]
+        np.testing.assert_allclose(scores[row], 1.0, atol=1e-6)
 
 
 def test_zero_rows_have_similarity_zero():

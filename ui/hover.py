@@ -23,6 +23,7 @@ HOVER_DELAY_MS = 120  # rest on a point this long before its picture is asked fo
 
 _JS = """
 const controllers = new WeakMap();
+const QUIET_AFTER_SELECTION_MS = 1500;
 
 function findPlot(plotKey) {
   const container = document.querySelector(`.st-key-${plotKey}`);
@@ -33,7 +34,9 @@ function makeController(parentElement) {
   const card = parentElement.querySelector('.featlib-hover-card');
   const img = card.querySelector('img');
   const caption = card.querySelector('.featlib-hover-caption');
-  const c = { card, img, caption, plot: null, row: null, x: 0, y: 0, timer: null, args: null };
+  const c = {
+    card, img, caption, plot: null, row: null, x: 0, y: 0, timer: null, args: null, quietUntil: 0,
+  };
 
   const place = () => {
     const margin = 16, w = card.offsetWidth, h = card.offsetHeight;
@@ -57,6 +60,9 @@ function makeController(parentElement) {
     place();
   };
   c.onHover = (event) => {
+    // Just after a box or lasso the page is busy with the selection; the mouse rests where the
+    // drag ended, on a point the user did not ask about.
+    if (performance.now() < c.quietUntil) return;
     const point = event.points && event.points[0];
     if (!point || point.customdata === undefined) return;
     const row = Number(Array.isArray(point.customdata) ? point.customdata[0] : point.customdata);
@@ -81,12 +87,18 @@ function makeController(parentElement) {
     c.row = null;
     c.show();
   };
+  c.onSelect = () => {
+    c.quietUntil = performance.now() + QUIET_AFTER_SELECTION_MS;
+    c.onUnhover();
+  };
   c.attach = () => {
     const plot = findPlot(c.args.data.plot);
     if (!plot || plot === c.plot || typeof plot.on !== 'function') return;
     c.plot = plot;
     plot.on('plotly_hover', c.onHover);
     plot.on('plotly_unhover', c.onUnhover);
+    plot.on('plotly_selecting', c.onSelect);
+    plot.on('plotly_selected', c.onSelect);
   };
   c.detach = () => {
     clearInterval(c.poll);
@@ -94,6 +106,8 @@ function makeController(parentElement) {
     if (c.plot && typeof c.plot.removeListener === 'function') {
       c.plot.removeListener('plotly_hover', c.onHover);
       c.plot.removeListener('plotly_unhover', c.onUnhover);
+      c.plot.removeListener('plotly_selecting', c.onSelect);
+      c.plot.removeListener('plotly_selected', c.onSelect);
     }
   };
   // The chart is drawn (and redrawn by a rerun) on its own schedule: look for it until found,

@@ -8,6 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import streamlit as st
 from PIL import Image, ImageOps
 
 import featlib
@@ -207,7 +208,8 @@ def test_gallery_names_wrap_between_words_not_inside_them():
     assert "…" in long and len(long.replace("\u200b", "")) == 40
 
 
-def test_checks_of_a_feature_file_use_its_vectors_only(feature_file):
+def test_checks_of_a_feature_file_use_its_vectors_only(feature_file, monkeypatch):
+    st.cache_resource.clear()
     at = app(CHECKS)
     table = summary(at)
     for computed in ("near_duplicates", "outliers", "label_issues"):
@@ -215,6 +217,14 @@ def test_checks_of_a_feature_file_use_its_vectors_only(feature_file):
     assert table.loc[TITLES["blurry"], "meaning"].startswith("not checked")  # no pixels decoded
     assert table.loc[TITLES["exact_duplicates"], "images"] == "0"
     assert "Report as CSV" in {b.label for b in at.get("download_button")}
+
+    def no_checking(*args, **kwargs):
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(featlib, "check_dataset", no_checking)
+    other = app(CHECKS)  # another session of the same server: the report is not made again
+    assert not other.exception, other.exception
+    assert summary(other).equals(table)
 
 
 @pytest.mark.parametrize("page", [FEATURE_MAPS, TEACHING, MODEL])

@@ -11,8 +11,8 @@ import os
 
 import streamlit as st
 
-import featlib
 from featlib.cli.commands import APP_FEATURES_ENV
+from ui.errors import user_errors
 
 # An emoji, not a ":material/...:" icon: Streamlit fetches a material page icon from
 # fonts.gstatic.com, which fails offline; an emoji is drawn by the browser itself.
@@ -36,8 +36,5 @@ PAGES = [
     st.Page("app_pages/model.py", title="Model", icon=":material/account_tree:"),
 ]
 
-try:
+with user_errors():
     st.navigation(PAGES).run()
-except featlib.FeatlibError as exc:
-    # What a user can cause (a file, a choice, a parameter) reads as a message, not a crash.
-    st.error(str(exc))

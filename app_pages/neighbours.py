@@ -9,6 +9,7 @@ import featlib
 from featlib import render
 from featlib.render.images import NO_LABEL
 from ui import data, resources, state
+from ui.errors import fragment
 from ui.explain import explain
 from ui.sidebar import sidebar
 from ui.state import url_widget
@@ -71,7 +72,7 @@ def uploaded_query(bb, layer: str, pooling: str, resize_mode: str):
     return image, vector, upload.name
 
 
-@st.fragment
+@fragment
 def neighbours_ui(v, choices) -> None:
     """The query and its nearest neighbours, from the vectors ``v`` of the sidebar's
     ``choices``. A fragment: a new query runs this alone, not the page with its similarity
@@ -79,13 +80,9 @@ def neighbours_ui(v, choices) -> None:
     images, feats = v.data, v.feats
     index, k = query_ui(v, uploads=v.bb is not None)
     if index is None:
-        try:
-            query_image, query, query_name = uploaded_query(
-                v.bb, choices.layer, choices.pooling, choices.resize_mode
-            )
-        except featlib.FeatlibError as exc:  # a fragment's error does not reach app.py's
-            st.error(str(exc))
-            return
+        query_image, query, query_name = uploaded_query(
+            v.bb, choices.layer, choices.pooling, choices.resize_mode
+        )
         found, scores = resources.neighbor_index(v).query(query, k=k)
     else:
         query_name = feats.names[index]

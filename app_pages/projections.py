@@ -8,6 +8,7 @@ from featlib.analysis.projection import METHODS
 from featlib.models import imagenet
 from featlib.render import export
 from ui import data, hover, resources, state
+from ui.errors import fragment
 from ui.explain import explain
 from ui.sidebar import sidebar
 from ui.state import url_widget
@@ -119,7 +120,7 @@ def exports_ui(feats, x, embedding, colours, stem: str, source) -> None:
     )  # fmt: skip
 
 
-@st.fragment
+@fragment
 def gallery_ui(v, rows: list[int]) -> None:
     """The selected images, a page of them at a time (thumbnails are made for the page shown,
     once); for a feature file without pictures, their names and labels. A fragment: turning a
@@ -146,7 +147,7 @@ def gallery_ui(v, rows: list[int]) -> None:
         st.caption(data.NO_PICTURES)
 
 
-@st.fragment
+@fragment
 def hover_ui(v) -> None:
     """The picture of the point under the mouse, beside it. A fragment: showing it runs this
     alone."""

@@ -47,7 +47,7 @@ function makeController(parentElement) {
     card.style.top = `${top}px`;
   };
   c.show = () => {
-    const shown = c.args && c.args.data && c.args.data.card;
+    const shown = c.args.data.card;
     if (c.row === null || !shown || shown.row !== c.row) {
       card.style.display = 'none';
       return;
@@ -79,8 +79,8 @@ function makeController(parentElement) {
     clearTimeout(c.timer);
     c.show();
     c.timer = setTimeout(() => {
-      if (c.row === row && c.args) c.args.setStateValue('row', row);
-    }, c.args ? c.args.data.delay : 120);
+      if (c.row === row) c.args.setStateValue('row', row);
+    }, c.args.data.delay);
   };
   c.onUnhover = () => {
     clearTimeout(c.timer);
@@ -91,23 +91,21 @@ function makeController(parentElement) {
     c.quietUntil = performance.now() + QUIET_AFTER_SELECTION_MS;
     c.onUnhover();
   };
+  c.listeners = [
+    ['plotly_hover', c.onHover], ['plotly_unhover', c.onUnhover],
+    ['plotly_selecting', c.onSelect], ['plotly_selected', c.onSelect],
+  ];
   c.attach = () => {
     const plot = findPlot(c.args.data.plot);
     if (!plot || plot === c.plot || typeof plot.on !== 'function') return;
     c.plot = plot;
-    plot.on('plotly_hover', c.onHover);
-    plot.on('plotly_unhover', c.onUnhover);
-    plot.on('plotly_selecting', c.onSelect);
-    plot.on('plotly_selected', c.onSelect);
+    for (const [event, handler] of c.listeners) plot.on(event, handler);
   };
   c.detach = () => {
     clearInterval(c.poll);
     clearTimeout(c.timer);
     if (c.plot && typeof c.plot.removeListener === 'function') {
-      c.plot.removeListener('plotly_hover', c.onHover);
-      c.plot.removeListener('plotly_unhover', c.onUnhover);
-      c.plot.removeListener('plotly_selecting', c.onSelect);
-      c.plot.removeListener('plotly_selected', c.onSelect);
+      for (const [event, handler] of c.listeners) c.plot.removeListener(event, handler);
     }
   };
   // The chart is drawn (and redrawn by a rerun) on its own schedule: look for it until found,

@@ -7,7 +7,7 @@ import streamlit as st
 from featlib.analysis.projection import METHODS
 from featlib.models import imagenet
 from featlib.render import export
-from ui import data, hover, resources, state
+from ui import data, plot_events, resources, state
 from ui.errors import fragment
 from ui.explain import explain
 from ui.sidebar import sidebar
@@ -83,12 +83,6 @@ def quality_line(projection) -> str:
     return " · ".join(parts) + " (1 is perfect)."
 
 
-def selected_rows(event) -> list[int]:
-    """Row indices of the points picked by click, box or lasso."""
-    points = event.selection.points if event else []
-    return sorted({int(p["customdata"]) for p in points if "customdata" in p})
-
-
 def exports_ui(feats, x, embedding, colours, stem: str, source) -> None:
     """Download buttons: coordinates (CSV), vectors (.npz), TensorBoard projector (ZIP, with
     a sprite of thumbnails when the data set has pictures)."""
@@ -120,11 +114,9 @@ def exports_ui(feats, x, embedding, colours, stem: str, source) -> None:
     )  # fmt: skip
 
 
-@fragment
-def gallery_ui(v, rows: list[int]) -> None:
+def gallery(v, rows: list[int]) -> None:
     """The selected images, a page of them at a time (thumbnails are made for the page shown,
-    once); for a feature file without pictures, their names and labels. A fragment: turning a
-    page runs this alone, not the page with its plot of up to 100,000 points."""
+    once); for a feature file without pictures, their names and labels."""
     pages = math.ceil(len(rows) / GALLERY_SIZE)
     page = 1
     if pages > 1:
@@ -148,6 +140,32 @@ def gallery_ui(v, rows: list[int]) -> None:
 
 
 @fragment
+def selection_ui(v, figure: str, dims: int) -> None:
+    """The images picked on the plot, with a way to their neighbours when there is one. A
+    fragment: a pick, or turning the gallery's page, runs this alone, not the page with its plot
+    of up to 100,000 points."""
+    rows = plot_events.selected_rows(state.SELECTION, state.PLOT, len(v.feats.records), figure)
+    if st.session_state.get(state.GALLERY_ROWS) != rows:  # a new pick starts on its first page
+        st.session_state[state.GALLERY_ROWS] = rows
+        st.session_state.pop(state.GALLERY_PAGE, None)
+    if not rows:
+        st.caption(
+            "Click a point to see its image here, or pick the box or lasso tool (top right of "
+            "the plot) and draw around several."
+            if dims == 2
+            else "Click a point to see its image here; box and lasso work in 2-D."
+        )
+        return
+    st.subheader(f"{len(rows):,} selected")
+    if len(rows) == 1 and st.button("Find its neighbours", key=state.TO_NEIGHBOURS,
+                                    icon=":material/join_inner:"):  # fmt: skip
+        st.session_state[state.QUERY_FROM] = "set"
+        st.session_state[state.QUERY] = v.feats.records[rows[0]].name
+        st.switch_page("app_pages/neighbours.py")
+    gallery(v, rows)
+
+
+@fragment
 def hover_ui(v) -> None:
     """The picture of the point under the mouse, beside it. A fragment: showing it runs this
     alone."""
@@ -156,7 +174,7 @@ def hover_ui(v) -> None:
         record = v.feats.records[row]
         return resources.picture(v.data, record, 160), data.caption(record)
 
-    hover.hover_picture(state.HOVER, state.PLOT, len(v.feats.records), card)
+    plot_events.hover_picture(state.HOVER, state.PLOT, len(v.feats.records), card)
 
 
 choices = sidebar(vectors=True)
@@ -194,28 +212,10 @@ colouring = (options["colour"], options["clusters"], options["seed"])
 figure = resources.scatter(
     projection_key, projection, colouring, COLOUR_BY[options["colour"]], colours, feats
 )
-event = st.plotly_chart(
-    figure, key=state.PLOT, on_select="rerun", selection_mode=("points", "box", "lasso")
-)
+plot_events.chart(figure, state.PLOT, options["dims"])
 if v.data.pictures:
     hover_ui(v)
-
-rows = selected_rows(event)
-if rows:
-    st.subheader(f"{len(rows):,} selected")
-    if len(rows) == 1 and st.button("Find its neighbours", key=state.TO_NEIGHBOURS,
-                                    icon=":material/join_inner:"):  # fmt: skip
-        st.session_state[state.QUERY_FROM] = "set"
-        st.session_state[state.QUERY] = feats.records[rows[0]].name
-        st.switch_page("app_pages/neighbours.py")
-    gallery_ui(v, rows)
-elif options["dims"] == 3:
-    st.caption("Selecting points works in 2-D; switch Dimensions to 2 to pick images.")
-else:
-    st.caption(
-        "Click a point to see its image here, or pick the box or lasso tool (top right of the "
-        "plot) and draw around several."
-    )
+selection_ui(v, repr((projection_key, colouring)), options["dims"])
 
 stem = f"{v.stem}_{choices.layer}_{options['method']}{options['dims']}d"
 exports_ui(feats, x, projection.embedding, colours, stem, v.data)

@@ -27,9 +27,10 @@ from _common import format_table, machine
 from tests.system.browser_helpers import (
     box_around,
     browser_page,
+    drag_box,
     drawn_webgl,
+    pictures_loaded,
     point_at,
-    select_box,
     selected_rows,
     serve,
     settled,
@@ -124,13 +125,13 @@ def main() -> None:
         )
         page.mouse.move(5, 5)
         # 1,000 points of 100,000 (the lasso); 100 of 10,000, a box that stays in the plot
-        select_box(page, box_around(page, 17, n // 100))
+        drag_box(page, box_around(page, 17, n // 100))
         step(
             "a box of about 1% of the points to its first gallery page",
             "< 2",
+            lambda: page.mouse.up(),
             lambda: page.get_by_text("selected", exact=False).first.wait_for(),
-            lambda: settled(page),
-            lambda: page.locator("[data-testid=stImage] img").nth(GALLERY_SIZE - 1).wait_for(),
+            lambda: pictures_loaded(page, GALLERY_SIZE),
         )
         rows[-1][0] = f"a box of {len(selected_rows(page)):,} points to its first gallery page"
 

@@ -106,6 +106,9 @@ def scatter(
         axis = dict(nticks=5, tickformat=".3~g")
         camera = dict(eye=dict(x=1.6, y=1.6, z=1.0))
         fig.update_layout(scene=dict(xaxis=axis, yaxis=axis, zaxis=axis, camera=camera))
+    else:
+        # A drag pans, a click selects the point under the mouse (box and lasso are tools).
+        fig.update_layout(dragmode="pan", clickmode="event+select")
     return fig
 
 

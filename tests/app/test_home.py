@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import zipfile
@@ -143,4 +144,5 @@ def test_home_takes_an_uploaded_feature_file(tmp_path):
     rows = plotted_rows(at)
     assert sorted(rows) == ["class_00", "class_01", "class_02"]
     assert sorted(i for points in rows.values() for i in points) == list(range(30))
-    assert not at.get("bidi_component")  # no pictures to show on hover
+    mounted = [json.loads(c.proto.json)["mode"] for c in at.get("bidi_component")]
+    assert mounted == ["select"]  # picking points, and no pictures to show on hover

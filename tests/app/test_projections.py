@@ -62,9 +62,67 @@ def test_projections_of_a_feature_file_come_from_the_store_the_second_time(
     assert texts(again.caption).count("trustworthiness") == 1
 
 
+def plot_events(at, mode: str) -> dict:
+    """What the page last sent the plot-events component mounted in ``mode`` ("hover" or
+    "select")."""
+    sent = [json.loads(c.proto.json) for c in at.get("bidi_component")]
+    (data,) = [d for d in sent if d["mode"] == mode]
+    return data
+
+
 def hover_card(at) -> dict | None:
     """What the hover component was last sent to show: row, picture (data URL) and caption."""
-    return json.loads(at.get("bidi_component")[0].proto.json)["card"]
+    return plot_events(at, "hover")["card"]
+
+
+def pick(at, rows: list, figure: str | None = None) -> None:
+    """Pick ``rows`` on the plot as the browser reports it (on the figure shown unless
+    ``figure`` is given), and rerun."""
+    figure = plot_events(at, "select")["figure"] if figure is None else figure
+    at.session_state[state.SELECTION] = {"selection": {"rows": rows, "figure": figure}}
+    at.run()
+    assert not at.exception, at.exception
+
+
+def gallery_names(at) -> list[str]:
+    """The file names in the gallery's captions, in order."""
+    (gallery,) = at.get("image")
+    return [i.caption.split(" · ")[0].replace("\u200b", "") for i in gallery.proto.imgs]
+
+
+def test_picked_points_fill_a_paged_gallery_that_a_new_plot_empties(feature_file):
+    path, _ = feature_file
+    names = featlib.read_features(path).names
+    at = app(PROJECTIONS)
+    assert "Click a point to see its image here" in texts(at.caption)
+    assert not at.get("image")
+
+    pick(at, [5, 3, 3, 120, -1, "7", 2.0])  # what a browser could send: only rows 3 and 5 are
+    assert [s.value for s in at.subheader] == ["2 selected"]
+    assert gallery_names(at) == [names[3], names[5]]
+
+    pick(at, [9])
+    assert [s.value for s in at.subheader] == ["1 selected"]
+    assert gallery_names(at) == [names[9]]
+    at.button(key=state.TO_NEIGHBOURS).click().run()
+    assert not at.exception, at.exception
+    assert at.session_state[state.QUERY] == names[9]
+    assert [t.value for t in at.title] == ["Neighbours"]
+
+    at.switch_page(PROJECTIONS).run()
+    pick(at, list(range(0, 120, 2)))  # 60: two pages of 48
+    assert [s.value for s in at.subheader] == ["60 selected"]
+    assert gallery_names(at) == [names[i] for i in range(0, 96, 2)]
+    at.number_input(key=state.GALLERY_PAGE).set_value(2).run()
+    assert gallery_names(at) == [names[i] for i in range(96, 120, 2)]
+    pick(at, list(range(1, 120, 2)))  # a new pick starts on its first page
+    assert gallery_names(at) == [names[i] for i in range(1, 96, 2)]
+
+    at.radio(key=state.COLOR_BY).set_value("cluster").run()  # a new plot: its points unpicked
+    assert not at.exception, at.exception
+    assert not at.subheader and not at.get("image")
+    pick(at, [1, 2], figure="another figure")
+    assert not at.subheader
 
 
 def card_picture(card: dict) -> np.ndarray:

@@ -25,9 +25,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 __all__ = [
-    "CHROMIUM", "Server", "box_around", "browser_page", "choose", "drawn", "drawn_webgl",
-    "encode_png", "image_uploader", "launch", "only_local", "png", "point_at", "select_box",
-    "selected_rows", "serve", "settled",
+    "CHROMIUM", "Server", "box_around", "browser_page", "choose", "drag_box", "drawn",
+    "drawn_webgl", "encode_png", "image_uploader", "launch", "only_local", "pictures_loaded", "png",
+    "point_at", "select_box", "selected_rows", "serve", "settled",
 ]  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +66,10 @@ _SELECTED = """() => {
     const plot = document.querySelector('.js-plotly-plot');
     return plot._fullData.flatMap((trace) =>
         Array.from(trace.selectedpoints || [], (k) => trace.customdata[k]));
+}"""
+_LOADED = """(count) => {
+    const pictures = [...document.querySelectorAll('[data-testid=stImage] img')].slice(0, count);
+    return pictures.length === count && pictures.every((p) => p.complete && p.naturalWidth > 0);
 }"""
 _PAINTED = "() => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)))"
 
@@ -288,8 +292,9 @@ def selected_rows(page) -> list[int]:
     return sorted(page.evaluate(_SELECTED))
 
 
-def select_box(page, corners: tuple[float, float, float, float]) -> None:
-    """Draw a box selection on the first plot with the mouse (its "Box Select" tool)."""
+def drag_box(page, corners: tuple[float, float, float, float]) -> None:
+    """Drag a box selection on the first plot with the mouse (its "Box Select" tool), up to
+    the release of the button: ``page.mouse.up()`` ends it."""
     left, top, right, bottom = corners
     page.hover(".js-plotly-plot")
     page.locator(".js-plotly-plot .modebar-btn[data-val=select]").first.click()
@@ -297,4 +302,18 @@ def select_box(page, corners: tuple[float, float, float, float]) -> None:
     page.mouse.down()
     page.mouse.move((left + right) / 2, (top + bottom) / 2, steps=5)
     page.mouse.move(right, bottom, steps=5)
+
+
+def select_box(page, corners: tuple[float, float, float, float]) -> None:
+    """Draw a box selection on the first plot with the mouse (its "Box Select" tool)."""
+    drag_box(page, corners)
     page.mouse.up()
+
+
+def pictures_loaded(page, count: int) -> float:
+    """Wait until the page's first ``count`` ``st.image`` pictures are loaded and painted;
+    return the seconds from the call."""
+    start = time.perf_counter()
+    page.wait_for_function(_LOADED, arg=count, polling=20)
+    page.evaluate(_PAINTED)
+    return time.perf_counter() - start

@@ -1,8 +1,9 @@
 """The app on a feature file in a real browser, started as a user starts it: ``featlib app
 FEATURES --images ROOT``. 6,000 made-up vectors (above 5,000 the plot is WebGL) with their
 pictures: the plot holds every point, hovering a point names its image and shows its picture
-beside the cursor, clicking shows its picture and leads to its neighbours, and a box of about
-150 points fills a paged gallery with exactly those images.
+beside the cursor, clicking shows its picture and leads to its neighbours, a box of about 150
+points fills a paged gallery with exactly those images, a double click clears it, and a click
+in the 3-D cloud shows the picture of the point under the mouse.
 
 ``benchmarks/app_scale.py`` times the same steps with 100,000 images.
 
@@ -32,6 +33,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 N_IMAGES = 6000
 GALLERY_SIZE = 48  # the Projections page's
 ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"
+# Where a hover label points: the screen position of its point.
+_LABEL_POINT = """(label) => {
+    const svg = label.ownerSVGElement.getBoundingClientRect();
+    const at = label.transform.baseVal.consolidate().matrix;
+    return [svg.left + at.e, svg.top + at.f];
+}"""
+SCATTER_3D = "() => document.querySelector('.js-plotly-plot')?._fullData?.[0]?.type === 'scatter3d'"
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +52,22 @@ def gallery_names(page) -> list[str]:
     """The captions' file names of the gallery's pictures, in order."""
     captions = page.locator("[data-testid=stImageCaption]").all_inner_texts()
     return [caption.split(" · ")[0].replace("\u200b", "") for caption in captions]
+
+
+def point_in_3d(page, area: dict) -> str:
+    """Put the mouse on a point of a 3-D plot and return the name its hover label shows. The
+    mouse walks out from the middle of ``area`` until a label shows, then goes to the point the
+    label points at: a 3-D plot takes a click only within a few pixels of the point."""
+    label = page.locator(".js-plotly-plot .hovertext")
+    cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
+    for step in range(49):
+        page.mouse.move(cx + (step % 7 - 3) * 20, cy + (step // 7 - 3) * 20)
+        page.wait_for_timeout(150)
+        if label.count():
+            page.mouse.move(*label.first.evaluate(_LABEL_POINT))
+            page.wait_for_timeout(300)
+            return label.first.locator("text.nums").text_content().replace("\u200b", "")
+    raise AssertionError("no point of the 3-D plot came under the mouse")
 
 
 def test_a_feature_file_plotted_hovered_clicked_and_selected(tmp_path_factory, feature_file):
@@ -97,5 +121,23 @@ def test_a_feature_file_plotted_hovered_clicked_and_selected(tmp_path_factory, f
             assert gallery_names(page) == [
                 names[i] for i in inside[GALLERY_SIZE : 2 * GALLERY_SIZE]
             ]
+            page.mouse.dblclick(*point_at(page, 17))  # clears the box, and its gallery
+            page.get_by_text(f"{len(inside)} selected", exact=True).wait_for(state="detached")
+            settled(page)
+            assert page.get_by_test_id("stImage").count() == 0
+
+            dimensions = page.get_by_role("radiogroup", name="Dimensions")
+            dimensions.get_by_text("3").click()  # a 3-D cloud: a click still picks
+            settled(page)
+            page.wait_for_function(SCATTER_3D, polling=50)
+            page.wait_for_timeout(500)  # the scene's first frames
+            area = page.locator(".js-plotly-plot .svg-container").first.bounding_box()
+            name = point_in_3d(page, area)
+            page.mouse.down()  # a 3-D plot tells a click from a turn while the button is down
+            page.wait_for_timeout(200)
+            page.mouse.up()
+            page.get_by_text("1 selected", exact=True).wait_for()
+            settled(page)
+            assert gallery_names(page) == [name]
             assert page.locator(ERRORS).count() == 0
         assert outside == []

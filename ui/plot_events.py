@@ -203,12 +203,12 @@ def chart(figure, key: str, dims: int) -> None:
     st.plotly_chart(figure, key=key, config=config)
 
 
-def _hovered_row(key: str) -> int | None:
-    """The row whose picture the browser asked for last, before the component is mounted
-    (so that its answer goes out with it); None before any hover."""
+def _sent(key: str, name: str):
+    """What the browser last sent as the state ``name`` of the component with key ``key``,
+    read before the component is mounted (so that the answer goes out with it); None before
+    it sent any."""
     value = st.session_state.get(key)
-    row = value.get("row") if value is not None else None
-    return row if isinstance(row, int) else None
+    return value.get(name) if value is not None else None
 
 
 def _data_url(picture: Image.Image) -> str:
@@ -232,9 +232,9 @@ def hover_picture(
         n_rows: the number of rows; a row outside ``range(n_rows)`` gets no picture.
         card: a row's (thumbnail, caption).
     """
-    row = _hovered_row(key)
+    row = _sent(key, "row")
     shown = None
-    if row is not None and 0 <= row < n_rows:
+    if isinstance(row, int) and 0 <= row < n_rows:
         picture, caption = card(row)
         shown = {"row": row, "src": _data_url(picture), "caption": caption}
     _COMPONENT(
@@ -255,8 +255,7 @@ def selected_rows(key: str, plot_key: str, n_rows: int, figure: str) -> list[int
         n_rows: the number of rows; the browser's rows outside ``range(n_rows)`` are dropped.
         figure: names the figure drawn; a pick made on another figure counts as none.
     """
-    value = st.session_state.get(key)
-    picked = value.get("selection") if value is not None else None
+    picked = _sent(key, "selection")
     rows = []
     if isinstance(picked, dict) and picked.get("figure") == figure:
         rows = [r for r in picked.get("rows", []) if isinstance(r, int) and 0 <= r < n_rows]
